@@ -1,0 +1,38 @@
+"""nbloss: Smooth L1 and Huber losses, their gradients and reductions as fused Numba
+kernels, with torch's (and, in ``nbloss.fvcore``, fvcore's) exact semantics.
+
+``import nbloss`` imports NumPy only; numba and the kernels load on the first call and
+compile lazily (cached on disk).
+"""
+
+from ._losses import (
+    HuberLoss,
+    SmoothL1Loss,
+    huber_loss,
+    huber_loss_backward,
+    huber_loss_grad,
+    huber_loss_hess_diag,
+    huber_loss_value_and_grad,
+    smooth_l1_loss,
+    smooth_l1_loss_backward,
+    smooth_l1_loss_grad,
+    smooth_l1_loss_hess_diag,
+    smooth_l1_loss_value_and_grad,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "HuberLoss",
+    "SmoothL1Loss",
+    "huber_loss",
+    "huber_loss_backward",
+    "huber_loss_grad",
+    "huber_loss_hess_diag",
+    "huber_loss_value_and_grad",
+    "smooth_l1_loss",
+    "smooth_l1_loss_backward",
+    "smooth_l1_loss_grad",
+    "smooth_l1_loss_hess_diag",
+    "smooth_l1_loss_value_and_grad",
+]

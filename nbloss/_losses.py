@@ -1,0 +1,349 @@
+"""The NumPy-facing layer: check and normalise the arguments once, run one kernel over
+flat buffers, wrap the result. Kernels never see shapes or strings; this layer never
+loops over elements.
+
+Formulas (x = input - target, z = |x|, N = the broadcast element count):
+
+- ``smooth_l1(x; beta) = 0.5 z^2 / beta if z < beta else z - 0.5 beta`` (exact L1 at beta = 0)
+- ``huber(x; delta)    = 0.5 z^2 if z < delta else delta (z - 0.5 delta)``
+- reductions: 'none' (elementwise), 'sum', 'mean' (sum / N; NaN when N = 0), each
+  element multiplied by ``weight`` first when one is given.
+"""
+
+import importlib
+
+import numpy as np
+
+from . import _math
+from . import _validate as v
+
+_backends = {}
+
+
+def _cpu():
+    """The CPU kernels, imported (with numba) on the first call, not at ``import nbloss``."""
+    if "cpu" not in _backends:
+        _backends["cpu"] = importlib.import_module("nbloss._cpu")
+    return _backends["cpu"]
+
+
+class _Call:
+    """One call's arguments, checked, broadcast and flattened for the kernels."""
+
+    def __init__(self, input, target, kind_of, reduction, weight=None, grad_output=None,
+                 warn_shapes=True):
+        self.reduction = v.check_reduction(reduction)
+        x, y = v.Operand(input, "input"), v.Operand(target, "target")
+        w = None if weight is None else v.Operand(weight, "weight")
+        go = None if grad_output is None else v.Operand(grad_output, "grad_output")
+        self.dtype, self.out_dtype = v.result_dtypes(x, y, w)
+        self.input_shape, self.target_shape = x.array.shape, y.array.shape
+        self.shape = v.broadcast_shape(self.input_shape, self.target_shape)
+        # torch's warning; a Python number is an explicit broadcast, with no torch twin
+        if (warn_shapes and self.input_shape != self.target_shape
+                and not (x.is_python_scalar or y.is_python_scalar)):
+            v.warn_shape_mismatch(self.input_shape, self.target_shape)
+        self.n = int(np.prod(self.shape, dtype=np.int64))
+        self.kind, p = kind_of(self.dtype)
+        self.p = self.dtype.type(p)
+        self.half = self.dtype.type(0.5)
+        self.a = v.flat(x.array, self.shape, self.dtype)
+        self.b = v.flat(y.array, self.shape, self.dtype)
+        self.sources = [(x.array, "input"), (y.array, "target")]
+        self.w = None
+        if w is not None:
+            v.check_broadcasts_to(w.array.shape, self.shape, "weight")
+            self.w = v.flat(w.array, self.shape, self.dtype)
+            self.sources.append((w.array, "weight"))
+        self.go, self.g0 = None, self.dtype.type(1)
+        if go is not None:
+            if self.reduction == "none":
+                v.check_broadcasts_to(go.array.shape, self.shape, "grad_output")
+                self.go = v.flat(go.array.astype(self.dtype, copy=False), self.shape, self.dtype)
+            elif go.array.size != 1:
+                raise ValueError(f"grad_output of a '{self.reduction}' loss must be a scalar, "
+                                 f"got shape {go.array.shape}")
+            else:
+                self.g0 = self.dtype.type(go.array.reshape(()))
+        self.kernels = _cpu().FAMILIES[self.kind]
+
+    # -- results -------------------------------------------------------------------------
+
+    @property
+    def scale(self):
+        """The reduction's factor on each element's gradient: 1/N for 'mean', else 1."""
+        if self.reduction == "mean" and self.n:
+            return self.dtype.type(1.0 / self.n)
+        return self.dtype.type(1)
+
+    def reduced(self, total):
+        if self.reduction == "mean":
+            total = total / self.n if self.n else np.nan
+        return self.out_dtype.type(total)
+
+    def buffer(self, out, shape):
+        """Where a kernel writes an array of ``shape``: straight into ``out`` when it is
+        C-contiguous in the computation dtype, else a new array (copied to ``out`` by
+        ``finish``)."""
+        if out is not None:
+            v.check_out(out, shape, self.out_dtype, self.sources)
+            if out.dtype == self.dtype and out.flags.c_contiguous and tuple(shape) == self.shape:
+                return out
+        return np.empty(self.shape, self.dtype)
+
+    def finish(self, full, shape, out, negate=False):
+        """Sum a broadcast-shape result back to ``shape``, cast to the result dtype and
+        deliver it into ``out`` if one was given."""
+        result = v.sum_to_shape(full, shape)
+        if negate:
+            result = np.negative(result)
+        if out is None:
+            return result.astype(self.out_dtype, copy=False)
+        if result is not out:
+            np.copyto(out, result, casting="same_kind")
+        return out
+
+    # -- operations ----------------------------------------------------------------------
+
+    def loss(self, out=None):
+        k = self.kernels
+        if self.reduction != "none":
+            if out is not None:
+                raise ValueError(f"out= is only for reduction='none', not '{self.reduction}'")
+            return self.reduced(k.loss_sum(self.n, self.a, self.b, self.w, self.p, self.half))
+        buf = self.buffer(out, self.shape)
+        k.loss_none(self.n, self.a, self.b, self.w, self.p, self.half, buf.reshape(-1))
+        return self.finish(buf, self.shape, out)
+
+    def grad_full(self, out=None):
+        """The gradient w.r.t. input in the broadcast shape (into ``out`` when it fits)."""
+        buf = self.buffer(out, self.input_shape)
+        self.kernels.grad(self.n, self.a, self.b, self.w, self.go, self.p, self.scale, self.g0,
+                          buf.reshape(-1))
+        return buf
+
+    def grad(self, out=None):
+        return self.finish(self.grad_full(out), self.input_shape, out)
+
+    def value_and_grad_full(self, out=None):
+        """(loss, gradient w.r.t. input in the broadcast shape) from one fused kernel."""
+        k = self.kernels
+        gbuf = self.buffer(out, self.input_shape)
+        if self.reduction == "none":
+            value = np.empty(self.shape, self.dtype)
+            k.value_and_grad_none(self.n, self.a, self.b, self.w, self.p, self.half,
+                                  value.reshape(-1), gbuf.reshape(-1))
+            value = value.astype(self.out_dtype, copy=False)
+        else:
+            value = self.reduced(k.value_and_grad_sum(self.n, self.a, self.b, self.w, self.p,
+                                                      self.half, self.scale, gbuf.reshape(-1)))
+        return value, gbuf
+
+    def value_and_grad(self, out=None):
+        value, full = self.value_and_grad_full(out)
+        return value, self.finish(full, self.input_shape, out)
+
+    def backward(self):
+        full = self.grad_full()
+        return (self.finish(full, self.input_shape, None),
+                self.finish(full, self.target_shape, None, negate=True))
+
+    def hess_diag(self, out=None):
+        buf = self.buffer(out, self.input_shape)
+        self.kernels.hess(self.n, self.a, self.b, self.w, self.p, self.half, self.scale,
+                          buf.reshape(-1))
+        return self.finish(buf, self.input_shape, out)
+
+
+# -- the kinds and their parameters ------------------------------------------------------
+
+def _smooth_l1(beta):
+    beta = v.check_beta(beta)
+    return lambda dtype: (v.smooth_l1_kind(beta, dtype), beta)
+
+
+def _huber(delta):
+    delta = v.check_delta(delta)
+    return lambda dtype: (_math.HUBER, delta)
+
+
+def _smooth_l1_call(input, target, beta, reduction, weight, size_average=None, reduce=None,
+                    **kw):
+    reduction = v.legacy_reduction(size_average, reduce, reduction)
+    return _Call(input, target, _smooth_l1(beta), reduction, weight, **kw)
+
+
+def _huber_call(input, target, delta, reduction, weight, **kw):
+    return _Call(input, target, _huber(delta), reduction, weight, **kw)
+
+
+# -- public functions ----------------------------------------------------------------------
+
+def smooth_l1_loss(input, target, beta=1.0, reduction="mean", *, weight=None, out=None,
+                   size_average=None, reduce=None):
+    """Smooth L1 loss, torch's ``F.smooth_l1_loss``.
+
+    ``0.5 x^2 / beta if |x| < beta else |x| - 0.5 beta`` with ``x = input - target``;
+    beta = 0 is exact L1. ``weight`` (broadcastable to the loss) multiplies each element
+    before the reduction; 'mean' divides by the element count, not by sum(weight).
+    Returns a NumPy scalar for 'mean'/'sum', an array of the broadcast shape for 'none'
+    (written into ``out`` when given).
+    """
+    return _smooth_l1_call(input, target, beta, reduction, weight, size_average, reduce).loss(out)
+
+
+def huber_loss(input, target, delta=1.0, reduction="mean", *, weight=None, out=None):
+    """Huber loss, torch's ``F.huber_loss``.
+
+    ``0.5 x^2 if |x| < delta else delta (|x| - 0.5 delta)`` with ``x = input - target``;
+    ``huber(x; delta) = delta * smooth_l1(x; beta=delta)``. Reductions, ``weight`` and
+    ``out`` as in :func:`smooth_l1_loss`.
+    """
+    return _huber_call(input, target, delta, reduction, weight).loss(out)
+
+
+def smooth_l1_loss_grad(input, target, beta=1.0, reduction="mean", *, weight=None, out=None,
+                        size_average=None, reduce=None):
+    """d loss / d input of :func:`smooth_l1_loss`, in input's shape.
+
+    Per element ``clip(x / beta, -1, 1)`` (``sign(x)``, 0 at x = 0, when beta = 0), times
+    ``weight``, times 1/N for 'mean'; summed over axes along which input was broadcast.
+    """
+    return _smooth_l1_call(input, target, beta, reduction, weight, size_average, reduce).grad(out)
+
+
+def huber_loss_grad(input, target, delta=1.0, reduction="mean", *, weight=None, out=None):
+    """d loss / d input of :func:`huber_loss`: per element ``clip(x, -delta, delta)``,
+    times ``weight``, times 1/N for 'mean', in input's shape."""
+    return _huber_call(input, target, delta, reduction, weight).grad(out)
+
+
+def smooth_l1_loss_value_and_grad(input, target, beta=1.0, reduction="mean", *, weight=None,
+                                  out=None, size_average=None, reduce=None):
+    """``(smooth_l1_loss(...), smooth_l1_loss_grad(...))`` in one pass over memory; ``out``
+    receives the gradient. Shaped for ``scipy.optimize.minimize(fun, x0, jac=True)``."""
+    return _smooth_l1_call(input, target, beta, reduction, weight, size_average,
+                           reduce).value_and_grad(out)
+
+
+def huber_loss_value_and_grad(input, target, delta=1.0, reduction="mean", *, weight=None, out=None):
+    """``(huber_loss(...), huber_loss_grad(...))`` in one pass over memory; ``out``
+    receives the gradient."""
+    return _huber_call(input, target, delta, reduction, weight).value_and_grad(out)
+
+
+def smooth_l1_loss_backward(grad_output, input, target, beta=1.0, reduction="mean", *,
+                            weight=None, size_average=None, reduce=None):
+    """The backward of :func:`smooth_l1_loss`, torch's autograd contract.
+
+    ``grad_output`` is the upstream gradient: a scalar for 'mean'/'sum', an array
+    broadcastable to the loss for 'none'. Returns ``(grad_input, grad_target)``, each in
+    its operand's shape (summed over broadcast axes); ``grad_target = -grad_input`` before
+    that sum.
+    """
+    return _smooth_l1_call(input, target, beta, reduction, weight, size_average, reduce,
+                           grad_output=grad_output, warn_shapes=False).backward()
+
+
+def huber_loss_backward(grad_output, input, target, delta=1.0, reduction="mean", *, weight=None):
+    """The backward of :func:`huber_loss`: ``(grad_input, grad_target)`` as in
+    :func:`smooth_l1_loss_backward`."""
+    return _huber_call(input, target, delta, reduction, weight, grad_output=grad_output,
+                       warn_shapes=False).backward()
+
+
+def smooth_l1_loss_hess_diag(input, target, beta=1.0, reduction="mean", *, weight=None, out=None):
+    """Diagonal of the Hessian of :func:`smooth_l1_loss` w.r.t. input (torch's double
+    backward): ``(|x| < beta) / beta`` per element (0 on the boundary, 0 for beta = 0),
+    times ``weight``, times 1/N for 'mean'. The Hessian is diagonal, so
+    ``hessp(v) = hess_diag * v``."""
+    return _smooth_l1_call(input, target, beta, reduction, weight).hess_diag(out)
+
+
+def huber_loss_hess_diag(input, target, delta=1.0, reduction="mean", *, weight=None, out=None):
+    """Diagonal of the Hessian of :func:`huber_loss` w.r.t. input: ``(|x| < delta)`` per
+    element, times ``weight``, times 1/N for 'mean'."""
+    return _huber_call(input, target, delta, reduction, weight).hess_diag(out)
+
+
+# -- criteria ------------------------------------------------------------------------------
+
+class _Criterion:
+    """``loss = crit(input, target)``, then ``crit.backward(grad_output=1.0)``.
+
+    The forward runs the fused kernel, so the gradient is ready when ``backward`` is
+    called: a training step reads input and target once.
+    """
+
+    _name = ""
+
+    def __init__(self, reduction, param):
+        self.reduction = v.check_reduction(reduction)
+        self._param = param
+        self._saved = None
+
+    def _call(self, input, target):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def __call__(self, input, target):
+        call = self._call(input, target)
+        value, full_grad = call.value_and_grad_full()
+        self._saved = (call, full_grad)
+        return value
+
+    forward = __call__
+
+    def backward(self, grad_output=1.0):
+        """``(grad_input, grad_target)`` of the last forward call, times ``grad_output``
+        (a scalar for 'mean'/'sum', an array broadcastable to the loss for 'none')."""
+        if self._saved is None:
+            raise RuntimeError(f"{type(self).__name__}.backward() called before a forward call")
+        call, full = self._saved
+        go = v.Operand(grad_output, "grad_output").array
+        if call.reduction != "none" and go.size != 1:
+            raise ValueError(f"grad_output of a '{call.reduction}' loss must be a scalar, "
+                             f"got shape {go.shape}")
+        if call.reduction == "none":
+            v.check_broadcasts_to(go.shape, call.shape, "grad_output")
+        else:
+            go = go.reshape(())
+        if not (go.ndim == 0 and go == 1):
+            full = full * go.astype(call.dtype, copy=False)
+        return (call.finish(full, call.input_shape, None),
+                call.finish(full, call.target_shape, None, negate=True))
+
+    def __repr__(self):
+        return f"{type(self).__name__}(reduction={self.reduction!r}, {self._name}={self._param!r})"
+
+
+class SmoothL1Loss(_Criterion):
+    """torch's ``nn.SmoothL1Loss``: ``loss = crit(input, target)``; ``crit.backward()``."""
+
+    _name = "beta"
+
+    def __init__(self, size_average=None, reduce=None, reduction="mean", beta=1.0):
+        reduction = v.legacy_reduction(size_average, reduce, reduction)
+        super().__init__(reduction, v.check_beta(beta))
+
+    @property
+    def beta(self):
+        return self._param
+
+    def _call(self, input, target):
+        return _smooth_l1_call(input, target, self._param, self.reduction, None)
+
+
+class HuberLoss(_Criterion):
+    """torch's ``nn.HuberLoss``: ``loss = crit(input, target)``; ``crit.backward()``."""
+
+    _name = "delta"
+
+    def __init__(self, reduction="mean", delta=1.0):
+        super().__init__(reduction, v.check_delta(delta))
+
+    @property
+    def delta(self):
+        return self._param
+
+    def _call(self, input, target):
+        return _huber_call(input, target, self._param, self.reduction, None)

@@ -1,0 +1,72 @@
+"""Per-element formulas, written once for every backend.
+
+These are plain Python functions of scalars; each backend compiles them for its target
+(``_cpu`` with ``numba.njit``, ``_cuda`` as CUDA device functions). ``kind`` is a
+compile-time constant in every kernel, so the branches on it fold away.
+
+With ``x = input - target``, ``z = |x|`` and ``p`` the loss's parameter (beta or delta):
+
+====================  ==============================  ==================================
+kind                  loss                            d loss / dx
+====================  ==============================  ==================================
+``SMOOTH_L1`` (beta)  0.5 z^2 / p if z < p            x / p if |x| < p
+                      else z - 0.5 p                  else sign(x)
+``HUBER`` (delta)     0.5 z^2 if z < p                x if |x| < p
+                      else p (z - 0.5 p)              else p sign(x)
+``L1``                z                               sign(x), 0 at x == 0
+====================  ==============================  ==================================
+
+The boundary is torch's strict ``z < p``, and the operations happen in the order of
+torch's vectorised CPU kernels (``0.5 * z * z / beta``, ``norm * (x / beta) * grad``),
+so that results in the same dtype agree with torch's to the bit. ``half`` is 0.5 in the computation dtype:
+numba types a bare ``0.5`` literal as float64, which would promote float32 math.
+"""
+
+SMOOTH_L1 = 0
+HUBER = 1
+L1 = 2
+
+
+def loss(kind, x, p, half):
+    """Loss of one difference ``x = input - target``."""
+    z = abs(x)
+    if kind == SMOOTH_L1:
+        return half * z * z / p if z < p else z - half * p
+    if kind == HUBER:
+        return half * z * z if z < p else p * (z - half * p)
+    return z
+
+
+def dloss(kind, x, p, scale, t):
+    """``scale * d loss / dx * t``: ``scale`` is the reduction's 1/N (or 1), ``t`` the
+    upstream gradient times the weight, multiplied in the order of torch's vectorised
+    CPU backward. NaN in ``x`` gives NaN, +-inf gives +-1 (smooth_l1) or +-delta (huber)."""
+    if kind == SMOOTH_L1:
+        if x <= -p:
+            return -scale * t
+        if x >= p:
+            return scale * t
+        return scale * (x / p) * t
+    if kind == HUBER:
+        if x <= -p:
+            return -(scale * p) * t
+        if x >= p:
+            return scale * p * t
+        return scale * x * t
+    if x > 0:
+        return scale * t
+    if x < 0:
+        return -scale * t
+    return x * scale * t  # x is 0 (gradient 0) or NaN (NaN)
+
+
+def d2loss(kind, x, p, scale, t):
+    """``scale * d^2 loss / dx^2 * t`` with torch's double-backward semantics: the mask
+    ``|x| < p`` (0 on the boundary and where ``x`` is NaN) over beta for smooth_l1, the
+    mask alone for huber, 0 for L1."""
+    zero = scale - scale  # a typed 0: a bare literal would promote float32 to float64
+    if not abs(x) < p or kind == L1:
+        return zero
+    if kind == SMOOTH_L1:
+        return scale * t / p
+    return scale * t

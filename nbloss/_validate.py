@@ -1,0 +1,204 @@
+"""Argument checks and normalisation shared by every public entry point.
+
+Everything here runs before any kernel touches memory, so a call that fails its checks
+leaves ``out=`` and the inputs exactly as they were.
+"""
+
+import math
+import numbers
+import os
+import sys
+import warnings
+
+import numpy as np
+
+from . import _math
+
+REDUCTIONS = ("none", "mean", "sum")
+FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def warn(message, category=UserWarning):
+    """Warn with the caller's line, the first frame outside this package."""
+    level = 2  # 1 is this function, 2 its caller
+    frame = sys._getframe(1)
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == _PACKAGE_DIR:
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)
+
+
+def check_reduction(reduction):
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+        raise ValueError(f"{reduction} is not a valid value for reduction "
+                         "(expected 'none', 'mean' or 'sum')")
+    return reduction
+
+
+def legacy_reduction(size_average, reduce, reduction):
+    """torch's mapping of the deprecated ``size_average``/``reduce`` flags, with its
+    warning: None counts as True; both -> 'mean', ``reduce`` alone -> 'sum',
+    ``reduce=False`` -> 'none'."""
+    if size_average is None and reduce is None:
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    if size_average and reduce:
+        reduction = "mean"
+    elif reduce:
+        reduction = "sum"
+    else:
+        reduction = "none"
+    warn(f"size_average and reduce args will be deprecated, please use reduction='{reduction}' instead.")
+    return reduction
+
+
+def _real_scalar(value, name, fn):
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{fn}: {name} must be a real number, got {value!r}")
+    value = float(value)
+    if math.isnan(value):
+        raise ValueError(f"{fn}: {name} must not be NaN, got {name}=nan")
+    return value
+
+
+def check_beta(beta, fn="smooth_l1_loss"):
+    beta = _real_scalar(beta, "beta", fn)
+    if beta < 0:
+        raise ValueError(f"{fn} does not support negative values for beta (got beta={beta!r})")
+    return beta
+
+
+def check_delta(delta, fn="huber_loss"):
+    delta = _real_scalar(delta, "delta", fn)
+    if delta <= 0:
+        raise ValueError(f"{fn} does not support non-positive values for delta (got delta={delta!r})")
+    return delta
+
+
+def smooth_l1_kind(beta, dtype):
+    """Smooth L1 in ``dtype``, or exact L1 when beta is 0 or so small that 1/beta
+    overflows there (torch routes beta == 0 to l1_loss; the quadratic branch would
+    divide by zero and give NaN or -1 gradients at x == 0)."""
+    b = dtype.type(beta)
+    with np.errstate(over="ignore", divide="ignore"):
+        if b == 0 or not np.isfinite(dtype.type(1) / b):
+            return _math.L1
+    return _math.SMOOTH_L1
+
+
+def is_device_array(obj):
+    return hasattr(obj, "__cuda_array_interface__")
+
+
+class Operand:
+    """One array argument: the array, and what ``np.result_type`` should see (a Python
+    scalar stays a weak scalar, as in NumPy: float32 array - 1.0 is float32)."""
+
+    __slots__ = ("array", "for_dtype")
+
+    @property
+    def is_python_scalar(self):
+        return self.for_dtype is not self.array
+
+    def __init__(self, value, name):
+        if is_device_array(value):
+            raise TypeError(f"{name} is a CUDA device array: mix of host and device arrays, "
+                            "or the CUDA backend is not available")
+        if isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{name} must be a floating-point array or number, got bool")
+        if isinstance(value, (int, float)):
+            self.array, self.for_dtype = np.asarray(value, dtype=np.float64), value
+            return
+        if isinstance(value, (list, tuple)):
+            array = np.asarray(value)
+            if array.dtype.kind in "iu":  # Python numbers: NumPy's float default
+                array = array.astype(np.float64)
+        elif isinstance(value, (np.ndarray, np.generic)):
+            array = np.asarray(value)
+        else:
+            try:
+                array = np.asarray(value)
+            except Exception as exc:  # pragma: no cover - depends on the foreign object
+                raise TypeError(f"{name} must be an array-like of floats, got {type(value).__name__}") from exc
+        if array.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"{name} must be a float16, float32 or float64 array, got dtype {array.dtype}")
+        self.array, self.for_dtype = array, array
+
+
+def result_dtypes(*operands):
+    """(computation dtype, result dtype): float16 is computed in float32 and returned
+    as float16, like torch's CPU kernels."""
+    dtype = np.result_type(*(op.for_dtype for op in operands if op is not None))
+    if dtype not in FLOAT_DTYPES:  # only Python ints: compute in float64
+        dtype = np.dtype(np.float64)
+    compute = np.dtype(np.float32) if dtype == np.float16 else dtype
+    return compute, dtype
+
+
+def broadcast_shape(input_shape, target_shape):
+    try:
+        return np.broadcast_shapes(input_shape, target_shape)
+    except ValueError:
+        raise ValueError(f"input of shape {input_shape} and target of shape {target_shape} "
+                         "do not broadcast together") from None
+
+
+def torch_size(shape):
+    return f"torch.Size([{', '.join(str(d) for d in shape)}])"
+
+
+def warn_shape_mismatch(input_shape, target_shape):
+    """torch's UserWarning, word for word (shapes in torch's notation)."""
+    warn(f"Using a target size ({torch_size(target_shape)}) that is different to the input size "
+         f"({torch_size(input_shape)}). This will likely lead to incorrect results due to "
+         "broadcasting. Please ensure they have the same size.")
+
+
+def check_broadcasts_to(shape, loss_shape, name):
+    try:
+        ok = np.broadcast_shapes(shape, loss_shape) == tuple(loss_shape)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} of shape {shape} does not broadcast to the loss shape {tuple(loss_shape)}")
+
+
+def flat(array, shape, compute_dtype):
+    """A 1-D C-contiguous view of ``array`` broadcast to ``shape``; copies only when it
+    must (broadcasting, a non-contiguous layout, float16 -> float32)."""
+    if array.dtype == np.float16:
+        array = array.astype(compute_dtype)
+    if array.shape != tuple(shape):
+        array = np.broadcast_to(array, shape)
+    return np.ascontiguousarray(array).reshape(-1)
+
+
+def check_out(out, shape, dtype, operands):
+    """``out=`` must be a writeable ndarray of the result's shape and dtype that shares
+    no memory with the inputs."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"out has shape {out.shape}, expected {tuple(shape)}")
+    if out.dtype != dtype:
+        raise TypeError(f"out has dtype {out.dtype}, expected {dtype}")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only")
+    for op, name in operands:
+        if op is not None and np.may_share_memory(out, op):
+            raise ValueError(f"out shares memory with {name}: nbloss never writes into its inputs")
+
+
+def sum_to_shape(grad, shape):
+    """Sum a gradient of the broadcast shape back to an operand's shape."""
+    shape = tuple(shape)
+    if grad.shape == shape:
+        return grad
+    lead = grad.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(shape) if d == 1 and grad.shape[lead + i] != 1)
+    return grad.sum(axis=axes, keepdims=True).reshape(shape) if axes else grad.reshape(shape)

@@ -1,0 +1,54 @@
+import importlib
+import os
+
+import numpy as np
+import pytest
+
+REQUIRE_COMPARE = os.environ.get("NBLOSS_REQUIRE_COMPARE") == "1"
+
+# sizes on both sides of the serial/parallel threshold (nbloss._cpu.PARALLEL_MIN = 32768)
+SMALL, LARGE = 37, 70001
+
+
+def require(module):
+    """Import a reference library; skip without it, unless NBLOSS_REQUIRE_COMPARE=1 (set
+    by .ci/run), where its absence is an error: parity tests must not silently vanish."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        if REQUIRE_COMPARE:
+            raise RuntimeError(f"NBLOSS_REQUIRE_COMPARE=1 but {module} cannot be imported: {exc}") from exc
+        pytest.skip(f"{module} is not installed (pip install 'nbloss[compare]')")
+
+
+@pytest.fixture(scope="session")
+def torch():
+    return require("torch")
+
+
+@pytest.fixture(scope="session")
+def fvcore_nn():
+    return require("fvcore.nn")
+
+
+def adversarial(dtype, beta=1.0):
+    """Pairs (input, target) hitting every edge: exactly +-beta, 0, +-inf, NaN, inf-inf,
+    subnormals, huge values (1e300 where the dtype holds it)."""
+    info = np.finfo(dtype)
+    tiny = info.smallest_subnormal
+    huge = info.max / 4
+    vals = [
+        (beta, 0), (-beta, 0), (0, 0), (0, -0.0), (beta, beta), (2 * beta, beta),
+        (np.nextafter(dtype(beta), dtype(0)), 0), (np.nextafter(dtype(beta), dtype(np.inf)), 0),
+        (np.inf, 0), (-np.inf, 0), (np.inf, np.inf), (0, np.inf), (np.nan, 0), (0, np.nan),
+        (tiny, 0), (0, tiny), (3 * tiny, tiny), (info.tiny, 0), (huge, 0), (-huge, 0),
+        (1e300 if dtype == np.float64 else 1e30, 0), (0.5 * beta, 0), (-0.5 * beta, 0),
+    ]
+    a = np.array([p[0] for p in vals], dtype=dtype)
+    b = np.array([p[1] for p in vals], dtype=dtype)
+    return a, b
+
+
+def random_pair(n, dtype, seed=0, scale=2.0):
+    rng = np.random.default_rng(seed)
+    return ((rng.standard_normal(n) * scale).astype(dtype), rng.standard_normal(n).astype(dtype))
