@@ -6,11 +6,12 @@ float32 or float64; numba promotes mixed pairs as NumPy does) and scalars alread
 computation dtype. Shapes, broadcasting, dtypes and validation live in ``_losses``.
 
 Reductions are deterministic: the elements are cut into fixed blocks of ``BLOCK``; each
-block is summed in float64 (vectorised, in an order fixed by the compiled code) and the
-block sums are added left to right. Neither depends on how many threads ran the blocks,
-so results are bit-identical for any ``numba.set_num_threads``. The fused kernels compute
+block's float64 values are summed by ``_block_sum``, whose order depends only on the
+block's length, and the block sums are added left to right. Nothing depends on how many threads ran the blocks
+or on how the compiler vectorised the loop, so results are bit-identical for any
+``numba.set_num_threads``, and the fused kernel's sum equals the plain loss's. The fused kernels compute
 the loss, its gradient and the reduction in one pass over memory, and a 'mean'/'sum'
-allocates only the ``n / BLOCK`` block sums.
+allocates only one float64 per block.
 
 Each kernel is compiled twice: threaded (``prange``) and serial (the same code with
 ``prange`` acting as ``range``), and ``PARALLEL_MIN`` picks between them.
@@ -26,22 +27,20 @@ from numba import njit, prange
 
 from . import _math
 
-# elements per reduction block: n / BLOCK float64 block sums is under 0.2% of the input
+# elements per reduction block
 BLOCK = 4096
 # below this many elements the serial kernels run: waking the thread pool costs more
 # than a cheap loss gains from it (see benchmarks/)
 PARALLEL_MIN = 1 << 15
 
-# The element formulas set fastmath explicitly so they do not inherit the kernels'
-# flags: they keep torch's exact operation order. The kernels allow reassociation (it is
-# what lets the float64 block accumulators vectorise) but never nnan/ninf, which would
-# fold away NaN and inf handling.
-_ELEMENT_OPTIONS = dict(cache=True, error_model="numpy", fastmath=False)
-_KERNEL_OPTIONS = dict(cache=True, error_model="numpy", fastmath={"reassoc", "nsz"})
+# No fastmath flags in the kernels: nnan/ninf would fold away NaN and inf handling, and
+# reassoc in a loop that also stores would let a runtime alias check pick between two
+# summation orders (seen: a 1-ulp change with the address of the gradient buffer).
+_OPTIONS = dict(cache=True, error_model="numpy", fastmath=False)
 
-loss = njit(**_ELEMENT_OPTIONS)(_math.loss)
-dloss = njit(**_ELEMENT_OPTIONS)(_math.dloss)
-d2loss = njit(**_ELEMENT_OPTIONS)(_math.d2loss)
+loss = njit(**_OPTIONS)(_math.loss)
+dloss = njit(**_OPTIONS)(_math.dloss)
+d2loss = njit(**_OPTIONS)(_math.d2loss)
 
 # numba's disk cache is invalidated when a kernel's own file changes, not when a
 # function it calls from another file does: a stamp of _math.py in each kernel's
@@ -49,7 +48,19 @@ d2loss = njit(**_ELEMENT_OPTIONS)(_math.d2loss)
 _MATH_STAMP = zlib.crc32(inspect.getsource(_math).encode())
 
 
-@njit(cache=True, error_model="numpy", fastmath=False)
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz"})
+def _block_sum(values):
+    """A float64 sum that the compiler may pack into SIMD partial sums (reassoc). Its
+    order depends on len(values) alone: the loop stores nothing, so no runtime alias
+    check can switch it to another code path. This is why the kernels write a block's
+    values here first instead of summing as they go."""
+    acc = 0.0
+    for v in values:
+        acc += v
+    return acc
+
+
+@njit(**_OPTIONS)
 def _ordered_sum(block_sums):
     total = 0.0
     for s in block_sums:
@@ -73,47 +84,63 @@ def _compile(fn):
     serial = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial",
                                 fn.__defaults__, fn.__closure__)
     serial.__qualname__ = fn.__qualname__ + "_serial"
-    return _Compiled(njit(parallel=True, **_KERNEL_OPTIONS)(fn),
-                     njit(**_KERNEL_OPTIONS)(serial))
+    return _Compiled(njit(parallel=True, **_OPTIONS)(fn), njit(**_OPTIONS)(serial))
 
 
 class _Family(NamedTuple):
-    loss_none: _Compiled
-    loss_sum: _Compiled
+    forward_none: _Compiled
+    forward_sum: _Compiled
     grad: _Compiled
-    value_and_grad_none: _Compiled
-    value_and_grad_sum: _Compiled
     hess: _Compiled
 
 
 def _family(kind):
     """The kernels of one loss kind. ``spec`` is a compile-time constant of each of
-    them (numba freezes closure variables), so the branches on the kind fold away."""
+    them (numba freezes closure variables), so the branches on the kind fold away.
+    Optional arrays (``w``, ``go``, ``loss_out``, ``grad_out``) may be None: numba
+    compiles that variant with the branch removed."""
     spec = (kind, _MATH_STAMP)
 
-    def loss_none(a, b, w, p, half, out):
-        """out = w * loss(a - b)"""
+    def forward_none(a, b, w, p, half, loss_out, grad_out):
+        """loss_out = w * loss(a - b) and/or grad_out = w * dloss(a - b), one pass"""
         k = spec[0]
+        one = half + half
         for i in prange(a.size):
-            v = loss(k, a[i] - b[i], p, half)
+            x = a[i] - b[i]
+            t = one
             if w is not None:
-                v = v * w[i]
-            out[i] = v
+                t = w[i]
+            if loss_out is not None:
+                v = loss(k, x, p, half)
+                if w is not None:
+                    v = v * t
+                loss_out[i] = v
+            if grad_out is not None:
+                grad_out[i] = dloss(k, x, p, one, t)
 
-    def loss_sum(a, b, w, p, half):
-        """sum(w * loss(a - b)) in float64"""
+    def forward_sum(a, b, w, p, half, scale, grad_out):
+        """sum(w * loss(a - b)) in float64 and, when grad_out is given, grad_out =
+        scale * w * dloss(a - b) in the same pass"""
         k = spec[0]
+        one = half + half
         n = a.size
         nblocks = (n + BLOCK - 1) // BLOCK
         block_sums = np.empty(nblocks, np.float64)
         for j in prange(nblocks):
-            acc = 0.0
-            for i in range(j * BLOCK, min(n, j * BLOCK + BLOCK)):
-                v = loss(k, a[i] - b[i], p, half)
+            lo = j * BLOCK
+            hi = min(n, lo + BLOCK)
+            values = np.empty(hi - lo, np.float64)  # 32 KiB: stays in L1/L2
+            for i in range(lo, hi):
+                x = a[i] - b[i]
+                v = loss(k, x, p, half)
+                t = one
                 if w is not None:
-                    v = v * w[i]
-                acc += v
-            block_sums[j] = acc
+                    t = w[i]
+                    v = v * t
+                values[i - lo] = v
+                if grad_out is not None:
+                    grad_out[i] = dloss(k, x, p, scale, t)
+            block_sums[j] = _block_sum(values)
         return _ordered_sum(block_sums)
 
     def grad(a, b, w, go, p, scale, g0, out):
@@ -127,41 +154,6 @@ def _family(kind):
                 t = t * go[i]
             out[i] = dloss(k, a[i] - b[i], p, scale, t)
 
-    def value_and_grad_none(a, b, w, p, half, loss_out, grad_out):
-        """loss_out = w * loss(a - b); grad_out = w * dloss(a - b), in one pass"""
-        k = spec[0]
-        one = half + half
-        for i in prange(a.size):
-            x = a[i] - b[i]
-            v = loss(k, x, p, half)
-            t = one
-            if w is not None:
-                t = w[i]
-                v = v * t
-            loss_out[i] = v
-            grad_out[i] = dloss(k, x, p, one, t)
-
-    def value_and_grad_sum(a, b, w, p, half, scale, grad_out):
-        """sum(w * loss(a - b)) in float64; grad_out = scale * w * dloss(a - b), one pass"""
-        k = spec[0]
-        one = half + half
-        n = a.size
-        nblocks = (n + BLOCK - 1) // BLOCK
-        block_sums = np.empty(nblocks, np.float64)
-        for j in prange(nblocks):
-            acc = 0.0
-            for i in range(j * BLOCK, min(n, j * BLOCK + BLOCK)):
-                x = a[i] - b[i]
-                v = loss(k, x, p, half)
-                t = one
-                if w is not None:
-                    t = w[i]
-                    v = v * t
-                acc += v
-                grad_out[i] = dloss(k, x, p, scale, t)
-            block_sums[j] = acc
-        return _ordered_sum(block_sums)
-
     def hess(a, b, w, p, half, scale, out):
         """out = scale * w * d2loss(a - b), the diagonal of the Hessian"""
         k = spec[0]
@@ -172,8 +164,7 @@ def _family(kind):
                 t = w[i]
             out[i] = d2loss(k, a[i] - b[i], p, scale, t)
 
-    return _Family(*(_compile(f) for f in (loss_none, loss_sum, grad, value_and_grad_none,
-                                           value_and_grad_sum, hess)))
+    return _Family(*(_compile(f) for f in (forward_none, forward_sum, grad, hess)))
 
 
 FAMILIES = {kind: _family(kind) for kind in (_math.SMOOTH_L1, _math.HUBER, _math.L1)}

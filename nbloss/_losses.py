@@ -110,9 +110,10 @@ class _Call:
         if self.reduction != "none":
             if out is not None:
                 raise ValueError(f"out= is only for reduction='none', not '{self.reduction}'")
-            return self.reduced(k.loss_sum(self.n, self.a, self.b, self.w, self.p, self.half))
+            return self.reduced(k.forward_sum(self.n, self.a, self.b, self.w, self.p, self.half,
+                                              self.scale, None))
         buf = self.buffer(out, self.shape)
-        k.loss_none(self.n, self.a, self.b, self.w, self.p, self.half, buf.reshape(-1))
+        k.forward_none(self.n, self.a, self.b, self.w, self.p, self.half, buf.reshape(-1), None)
         return self.finish(buf, self.shape, out)
 
     def grad_full(self, out=None):
@@ -131,12 +132,12 @@ class _Call:
         gbuf = self.buffer(out, self.input_shape)
         if self.reduction == "none":
             value = np.empty(self.shape, self.dtype)
-            k.value_and_grad_none(self.n, self.a, self.b, self.w, self.p, self.half,
-                                  value.reshape(-1), gbuf.reshape(-1))
+            k.forward_none(self.n, self.a, self.b, self.w, self.p, self.half,
+                           value.reshape(-1), gbuf.reshape(-1))
             value = value.astype(self.out_dtype, copy=False)
         else:
-            value = self.reduced(k.value_and_grad_sum(self.n, self.a, self.b, self.w, self.p,
-                                                      self.half, self.scale, gbuf.reshape(-1)))
+            value = self.reduced(k.forward_sum(self.n, self.a, self.b, self.w, self.p,
+                                               self.half, self.scale, gbuf.reshape(-1)))
         return value, gbuf
 
     def value_and_grad(self, out=None):
