@@ -32,7 +32,7 @@ def fit_robust_line(x, y, delta=1.0):
         return float(loss), design.T @ grad_pred
 
     result = minimize(loss_and_grad, np.zeros(2), jac=True, method="L-BFGS-B",
-                      options={"gtol": 1e-10})
+                      options={"gtol": 1e-10, "ftol": 1e-15})
     if not result.success:  # pragma: no cover - the demo data is well posed
         raise RuntimeError(f"robust fit did not converge: {result.message}")
     return result.x, result

@@ -1,0 +1,167 @@
+"""Bad input raises a clear exception naming the argument, and changes nothing: not the
+inputs, not out=."""
+
+import numpy as np
+import pytest
+
+import nbloss
+from nbloss import fvcore
+
+LOSSES = [(nbloss.smooth_l1_loss, "beta"), (nbloss.huber_loss, "delta")]
+ALL = [nbloss.smooth_l1_loss, nbloss.smooth_l1_loss_grad, nbloss.smooth_l1_loss_value_and_grad,
+       nbloss.huber_loss, nbloss.huber_loss_grad, nbloss.huber_loss_value_and_grad,
+       nbloss.smooth_l1_loss_hess_diag, nbloss.huber_loss_hess_diag]
+
+
+@pytest.fixture
+def arrays():
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(50), rng.standard_normal(50)
+    return a, b, a.copy(), b.copy()
+
+
+def untouched(arrays):
+    a, b, a0, b0 = arrays
+    np.testing.assert_array_equal(a, a0)
+    np.testing.assert_array_equal(b, b0)
+
+
+@pytest.mark.parametrize("beta,exc,match", [(-1.0, ValueError, r"negative values for beta \(got beta=-1.0\)"),
+                                            (float("nan"), ValueError, "beta must not be NaN"),
+                                            ("1", TypeError, "beta must be a real number"),
+                                            (None, TypeError, "beta must be a real number")])
+def test_bad_beta(arrays, beta, exc, match):
+    for f in (nbloss.smooth_l1_loss, nbloss.smooth_l1_loss_grad, nbloss.smooth_l1_loss_value_and_grad):
+        with pytest.raises(exc, match=match):
+            f(arrays[0], arrays[1], beta)
+    with pytest.raises(exc, match=match):
+        nbloss.SmoothL1Loss(beta=beta)
+    with pytest.raises(exc, match=match):
+        fvcore.smooth_l1_loss(arrays[0], arrays[1], beta)
+    untouched(arrays)
+
+
+@pytest.mark.parametrize("delta,exc,match", [(0.0, ValueError, r"non-positive values for delta \(got delta=0.0\)"),
+                                             (-2, ValueError, "non-positive values for delta"),
+                                             (float("nan"), ValueError, "delta must not be NaN"),
+                                             ([1.0], TypeError, "delta must be a real number")])
+def test_bad_delta(arrays, delta, exc, match):
+    for f in (nbloss.huber_loss, nbloss.huber_loss_grad, nbloss.huber_loss_value_and_grad):
+        with pytest.raises(exc, match=match):
+            f(arrays[0], arrays[1], delta)
+    with pytest.raises(exc, match=match):
+        nbloss.HuberLoss(delta=delta)
+    untouched(arrays)
+
+
+@pytest.mark.parametrize("reduction", ["avg", "MEAN", "", None, 1])
+def test_bad_reduction(arrays, reduction):
+    for f in ALL:
+        with pytest.raises(ValueError, match="is not a valid value for reduction"):
+            f(arrays[0], arrays[1], 1.0, reduction)
+    with pytest.raises(ValueError, match="is not a valid value for reduction"):
+        nbloss.SmoothL1Loss(reduction=reduction)
+    untouched(arrays)
+
+
+@pytest.mark.parametrize("bad,what", [(np.arange(50), "int64"), (np.ones(50, bool), "bool"),
+                                      (np.ones(50, np.complex128), "complex128"),
+                                      (np.array([1.0, None] * 25, dtype=object), "object"),
+                                      (np.ones(50, np.int32), "int32")])
+def test_bad_dtype(arrays, bad, what):
+    for f in ALL:
+        with pytest.raises(TypeError, match=f"input must be a float16, float32 or float64 array, got dtype {what}"):
+            f(bad, arrays[1])
+        with pytest.raises(TypeError, match=f"target must be .*got dtype {what}"):
+            f(arrays[0], bad)
+        with pytest.raises(TypeError, match=f"weight must be .*got dtype {what}"):
+            f(arrays[0], arrays[1], weight=bad)
+    with pytest.raises(TypeError, match="input must be a floating-point array or number, got bool"):
+        nbloss.smooth_l1_loss(True, 1.0)
+    untouched(arrays)
+
+
+def test_shapes_that_do_not_broadcast(arrays):
+    for f in ALL:
+        with pytest.raises(ValueError, match=r"input of shape \(50,\) and target of shape \(3,\) do not broadcast"):
+            f(arrays[0], np.zeros(3))
+        with pytest.raises(ValueError, match=r"weight of shape \(3,\) does not broadcast to the loss shape \(50,\)"):
+            f(arrays[0], arrays[1], weight=np.ones(3))
+    # a weight may not enlarge the loss
+    with pytest.raises(ValueError, match="weight of shape"):
+        nbloss.huber_loss(arrays[0], arrays[1], weight=np.ones((2, 50)))
+    untouched(arrays)
+
+
+def test_bad_out_is_refused_and_left_untouched(arrays):
+    a, b = arrays[:2]
+    cases = [
+        (np.zeros(49), ValueError, r"out has shape \(49,\), expected \(50,\)"),
+        (np.zeros(50, np.float32), TypeError, "out has dtype float32, expected float64"),
+        ([0.0] * 50, TypeError, "out must be a numpy.ndarray"),
+    ]
+    for f in (nbloss.smooth_l1_loss, nbloss.huber_loss_grad, nbloss.huber_loss_value_and_grad):
+        reduction = "none" if f is nbloss.smooth_l1_loss else "mean"
+        for out, exc, match in cases:
+            before = np.array(out, copy=True)
+            with pytest.raises(exc, match=match):
+                f(a, b, 1.0, reduction, out=out)
+            np.testing.assert_array_equal(out, before)
+        ro = np.zeros(50)
+        ro.flags.writeable = False
+        with pytest.raises(ValueError, match="out is read-only"):
+            f(a, b, 1.0, reduction, out=ro)
+        for alias, name in ((a, "input"), (b, "target")):
+            with pytest.raises(ValueError, match=f"out shares memory with {name}"):
+                f(a, b, 1.0, reduction, out=alias)
+    with pytest.raises(ValueError, match="out= is only for reduction='none', not 'mean'"):
+        nbloss.smooth_l1_loss(a, b, out=np.zeros(50))
+    # a later check failing must not leave a half-written out either
+    out = np.full(50, 7.0)
+    with pytest.raises(ValueError, match="weight of shape"):
+        nbloss.smooth_l1_loss(a, b, 1.0, "none", weight=np.ones(3), out=out)
+    assert (out == 7.0).all()
+    untouched(arrays)
+
+
+def test_bad_grad_output(arrays):
+    a, b = arrays[:2]
+    with pytest.raises(ValueError, match=r"grad_output of a 'mean' loss must be a scalar, got shape \(50,\)"):
+        nbloss.smooth_l1_loss_backward(np.ones(50), a, b)
+    with pytest.raises(ValueError, match=r"grad_output of shape \(3,\) does not broadcast"):
+        nbloss.huber_loss_backward(np.ones(3), a, b, reduction="none")
+    with pytest.raises(TypeError, match="grad_output must be a float16, float32 or float64 array"):
+        nbloss.huber_loss_backward(np.ones(50, int), a, b, reduction="none")
+    crit = nbloss.HuberLoss()
+    with pytest.raises(RuntimeError, match=r"backward\(\) called before a forward call"):
+        crit.backward()
+    crit(a, b)
+    with pytest.raises(ValueError, match="must be a scalar"):
+        crit.backward(np.ones(50))
+    untouched(arrays)
+
+
+def test_device_arrays_need_the_cuda_backend(arrays):
+    class FakeDeviceArray:
+        __cuda_array_interface__ = {"shape": (50,), "typestr": "<f8", "data": (0, False), "version": 3}
+
+    with pytest.raises(TypeError, match="CUDA device array"):
+        nbloss.smooth_l1_loss(FakeDeviceArray(), arrays[1])
+
+
+def test_inputs_are_never_modified_on_success():
+    rng = np.random.default_rng(1)
+    a, b, w = rng.standard_normal((30, 4)), rng.standard_normal(4), rng.random((30, 4))
+    a32 = a.astype(np.float32)
+    keep = [x.copy() for x in (a, b, w, a32)]
+    for f in ALL:
+        with pytest.warns(UserWarning):
+            f(a, b, 1.0, "none", weight=w)
+            f(a32, b, 0.5, "mean")
+    nbloss.smooth_l1_loss_backward(np.ones((30, 4)), a, a32, 1.0, "none", weight=w)
+    crit = nbloss.SmoothL1Loss(reduction="sum")
+    crit(a, a32)
+    gi, gt = crit.backward(2.0)
+    gi[:] = 99  # the caller owns the gradients it gets
+    for x, x0 in zip((a, b, w, a32), keep):
+        np.testing.assert_array_equal(x, x0)
