@@ -129,17 +129,24 @@ def _family(kind):
         for j in prange(nblocks):
             lo = j * BLOCK
             hi = min(n, lo + BLOCK)
+            # per-block slices, indexed from 0: numba then knows no index is negative,
+            # and the loop vectorises (about 2.5x faster than indexing a[lo + m])
+            ab, bb = a[lo:hi], b[lo:hi]
+            if w is not None:
+                wb = w[lo:hi]
+            if grad_out is not None:
+                gb = grad_out[lo:hi]
             values = np.empty(hi - lo, np.float64)  # 32 KiB: stays in L1/L2
-            for i in range(lo, hi):
-                x = a[i] - b[i]
+            for m in range(hi - lo):
+                x = ab[m] - bb[m]
                 v = loss(k, x, p, half)
                 t = one
                 if w is not None:
-                    t = w[i]
+                    t = wb[m]
                     v = v * t
-                values[i - lo] = v
+                values[m] = v
                 if grad_out is not None:
-                    grad_out[i] = dloss(k, x, p, scale, t)
+                    gb[m] = dloss(k, x, p, scale, t)
             block_sums[j] = _block_sum(values)
         return _ordered_sum(block_sums)
 
