@@ -7,11 +7,12 @@ computation dtype. Shapes, broadcasting, dtypes and validation live in ``_losses
 
 Reductions are deterministic: the elements are cut into fixed blocks of ``BLOCK``; each
 block's float64 values are summed by ``_block_sum``, whose order depends only on the
-block's length, and the block sums are added left to right. Nothing depends on how many threads ran the blocks
-or on how the compiler vectorised the loop, so results are bit-identical for any
-``numba.set_num_threads``, and the fused kernel's sum equals the plain loss's. The fused kernels compute
-the loss, its gradient and the reduction in one pass over memory, and a 'mean'/'sum'
-allocates only one float64 per block.
+block's length, and the block sums are added left to right. Nothing depends on how many
+threads ran the blocks or on how the compiler vectorised the loop, so results are
+bit-identical for any ``numba.set_num_threads``, and the fused kernel's sum equals the
+plain loss's. The fused kernels compute the loss, its gradient and the reduction in one
+pass over memory. A 'mean'/'sum' holds one float64 per block plus, per running thread,
+one block of float64 values (32 KiB): no N-sized temporary.
 
 Each kernel is compiled twice: threaded (``prange``) and serial (the same code with
 ``prange`` acting as ``range``), and ``PARALLEL_MIN`` picks between them.

@@ -35,7 +35,6 @@ class _Call:
         self.reduction = v.check_reduction(reduction)
         x, y = v.Operand(input, "input"), v.Operand(target, "target")
         w = None if weight is None else v.Operand(weight, "weight")
-        go = None if grad_output is None else v.Operand(grad_output, "grad_output")
         self.dtype, self.out_dtype = v.result_dtypes(x, y, w)
         self.input_shape, self.target_shape = x.array.shape, y.array.shape
         self.shape = v.broadcast_shape(self.input_shape, self.target_shape)
@@ -56,15 +55,12 @@ class _Call:
             self.w = v.flat(w.array, self.shape, self.dtype)
             self.sources.append((w.array, "weight"))
         self.go, self.g0 = None, self.dtype.type(1)
-        if go is not None:
-            if self.reduction == "none":
-                v.check_broadcasts_to(go.array.shape, self.shape, "grad_output")
-                self.go = v.flat(go.array.astype(self.dtype, copy=False), self.shape, self.dtype)
-            elif go.array.size != 1:
-                raise ValueError(f"grad_output of a '{self.reduction}' loss must be a scalar, "
-                                 f"got shape {go.array.shape}")
+        if grad_output is not None:
+            go = v.upstream_gradient(grad_output, self.reduction, self.shape, self.dtype)
+            if go.ndim:
+                self.go = v.flat(go, self.shape, self.dtype)
             else:
-                self.g0 = self.dtype.type(go.array.reshape(()))
+                self.g0 = go[()]
         self.kernels = _cpu().FAMILIES[self.kind]
 
     # -- results -------------------------------------------------------------------------
@@ -144,10 +140,14 @@ class _Call:
         value, full = self.value_and_grad_full(out)
         return value, self.finish(full, self.input_shape, out)
 
-    def backward(self):
-        full = self.grad_full()
+    def split(self, full):
+        """(grad_input, grad_target) from the gradient w.r.t. input in the broadcast
+        shape: each summed to its operand's shape, the target's negated."""
         return (self.finish(full, self.input_shape, None),
                 self.finish(full, self.target_shape, None, negate=True))
+
+    def backward(self):
+        return self.split(self.grad_full())
 
     def hess_diag(self, out=None):
         buf = self.buffer(out, self.input_shape)
@@ -300,18 +300,10 @@ class _Criterion:
         if self._saved is None:
             raise RuntimeError(f"{type(self).__name__}.backward() called before a forward call")
         call, full = self._saved
-        go = v.Operand(grad_output, "grad_output").array
-        if call.reduction != "none" and go.size != 1:
-            raise ValueError(f"grad_output of a '{call.reduction}' loss must be a scalar, "
-                             f"got shape {go.shape}")
-        if call.reduction == "none":
-            v.check_broadcasts_to(go.shape, call.shape, "grad_output")
-        else:
-            go = go.reshape(())
+        go = v.upstream_gradient(grad_output, call.reduction, call.shape, call.dtype)
         if not (go.ndim == 0 and go == 1):
-            full = full * go.astype(call.dtype, copy=False)
-        return (call.finish(full, call.input_shape, None),
-                call.finish(full, call.target_shape, None, negate=True))
+            full = full * go
+        return call.split(full)
 
     def __repr__(self):
         return f"{type(self).__name__}(reduction={self.reduction!r}, {self._name}={self._param!r})"

@@ -168,6 +168,18 @@ def check_broadcasts_to(shape, loss_shape, name):
         raise ValueError(f"{name} of shape {shape} does not broadcast to the loss shape {tuple(loss_shape)}")
 
 
+def upstream_gradient(value, reduction, loss_shape, dtype):
+    """``grad_output`` checked against the loss it multiplies: a scalar (0-d) for
+    'mean'/'sum', an array broadcastable to the loss for 'none'; in ``dtype``."""
+    go = Operand(value, "grad_output").array
+    if reduction == "none":
+        check_broadcasts_to(go.shape, loss_shape, "grad_output")
+        return go.astype(dtype, copy=False)
+    if go.size != 1:
+        raise ValueError(f"grad_output of a '{reduction}' loss must be a scalar, got shape {go.shape}")
+    return go.astype(dtype, copy=False).reshape(())
+
+
 def flat(array, shape, compute_dtype):
     """A 1-D C-contiguous view of ``array`` broadcast to ``shape``; copies only when it
     must (broadcasting, a non-contiguous layout, float16 -> float32)."""

@@ -12,8 +12,6 @@ README): an unknown reduction string (fvcore returns the unreduced loss) and a n
 or NaN beta (fvcore computes L1 for a negative beta and NaN for a NaN one).
 """
 
-import numpy as np
-
 from . import _math
 from . import _validate as v
 from ._losses import _Call
