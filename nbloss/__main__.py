@@ -1,4 +1,4 @@
-"""``python -m nbloss demo | info``"""
+"""``python -m nbloss demo | bench | info``"""
 
 import argparse
 import sys
@@ -78,6 +78,11 @@ def main(argv=None):
     p.add_argument("--delta", type=float, default=1.0, help="Huber delta")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=demo)
+    p = sub.add_parser("bench", help="time nbloss against torch, NumPy and the memory floor "
+                       "on this machine; writes a table, JSON and a plot")
+    from . import bench
+    bench.add_arguments(p)
+    p.set_defaults(run=bench.run)
     p = sub.add_parser("info", help="versions, threads and the threading layer")
     p.set_defaults(run=info)
     args = parser.parse_args(argv)

@@ -6,16 +6,18 @@ float32 or float64; numba promotes mixed pairs as NumPy does) and scalars alread
 computation dtype. Shapes, broadcasting, dtypes and validation live in ``_losses``.
 
 Reductions are deterministic: the elements are cut into fixed blocks of ``BLOCK``; each
-block's float64 values are summed by ``_block_sum``, whose order depends only on the
-block's length, and the block sums are added left to right. Nothing depends on how many
-threads ran the blocks or on how the compiler vectorised the loop, so results are
-bit-identical for any ``numba.set_num_threads``, and the fused kernel's sum equals the
-plain loss's. The fused kernels compute the loss, its gradient and the reduction in one
-pass over memory. A 'mean'/'sum' holds one float64 per block plus, per running thread,
-one block of float64 values (32 KiB): no N-sized temporary.
+block's losses are summed in float64 by ``_block_loss_sum``, whose order depends only on
+the block's length, and the block sums are added left to right. Nothing depends on how
+many threads ran the blocks or where the buffers are, so results are bit-identical for
+any ``numba.set_num_threads``, and the fused kernel's sum equals the plain loss's.
+
+The fused kernels compute the loss, its gradient and the reduction in one pass over
+memory: per block, one loop writes the gradient and a second, store-free loop sums the
+losses while the block's inputs are still in the L1 cache. A 'mean'/'sum' allocates one
+float64 per block (0.4% of a float32 input's bytes): no N-sized temporary.
 
 Each kernel is compiled twice: threaded (``prange``) and serial (the same code with
-``prange`` acting as ``range``), and ``PARALLEL_MIN`` picks between them.
+``prange`` acting as ``range``), and the size picks one (:func:`kernels`).
 """
 
 import inspect
@@ -29,10 +31,13 @@ from numba import njit, prange
 from . import _math
 
 # elements per reduction block
-BLOCK = 4096
-# below this many elements the serial kernels run: waking the thread pool costs more
-# than a cheap loss gains from it (see benchmarks/)
+BLOCK = 2048
+# below these many elements the serial kernels run: waking the thread pool (2-3 us)
+# costs more than a cheap loss gains from it. Crossovers measured on 2 cores: 25-40k
+# elements for the elementwise kernels, 16-25k for the reductions (which do more work per
+# byte written).
 PARALLEL_MIN = 1 << 15
+PARALLEL_MIN_SUM = 20_000
 
 # No fastmath flags in the kernels: nnan/ninf would fold away NaN and inf handling, and
 # reassoc in a loop that also stores would let a runtime alias check pick between two
@@ -49,15 +54,33 @@ d2loss = njit(**_OPTIONS)(_math.d2loss)
 _MATH_STAMP = zlib.crc32(inspect.getsource(_math).encode())
 
 
+@njit(**_OPTIONS)
+def _element_loss(kind, a, b, w, p, half):
+    """w * loss(a - b), or loss(a - b) when w is None: the strict part of the sum below."""
+    v = loss(kind, a - b, p, half)
+    if w is not None:
+        v = v * w
+    return v
+
+
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz"})
-def _block_sum(values):
-    """A float64 sum that the compiler may pack into SIMD partial sums (reassoc). Its
-    order depends on len(values) alone: the loop stores nothing, so no runtime alias
-    check can switch it to another code path. This is why the kernels write a block's
-    values here first instead of summing as they go."""
+def _block_loss_sum(kind, a, b, w, p, half):
+    """sum(w * loss(a - b)) over one block, accumulated in float64.
+
+    Only the additions may be reordered (``reassoc``), which lets the compiler keep SIMD
+    partial sums; the loss itself is computed by a strict callee. The order then depends
+    on len(a) alone: the loop stores nothing, so no runtime alias check can send it down
+    a scalar path with another order (seen when a loop also stored gradients: the sum
+    changed with the address of the gradient buffer). Index loops on purpose: numba's
+    array iterator (``for v in values``) does not vectorise (measured 10x slower).
+    """
     acc = 0.0
-    for v in values:
-        acc += v
+    if w is None:
+        for m in range(a.size):
+            acc += _element_loss(kind, a[m], b[m], None, p, half)
+    else:
+        for m in range(a.size):
+            acc += _element_loss(kind, a[m], b[m], w[m], p, half)
     return acc
 
 
@@ -69,30 +92,29 @@ def _ordered_sum(block_sums):
     return total
 
 
-class _Compiled(NamedTuple):
-    parallel: object
-    serial: object
-
-    def __call__(self, n, *args):
-        kernel = self.parallel if n >= PARALLEL_MIN else self.serial
-        return kernel(*args)
-
-
-def _compile(fn):
-    """Threaded and serial dispatchers of one kernel. The serial one is a clone with
-    its own qualified name: numba's cache index ignores compile flags, so two dispatchers
-    of one function would overwrite each other's cache entries."""
+def _serial_clone(fn):
+    """``fn`` under another qualified name: numba's cache index ignores compile flags, so
+    a serial and a threaded dispatcher of one function would overwrite each other's
+    cache entries."""
     serial = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial",
                                 fn.__defaults__, fn.__closure__)
     serial.__qualname__ = fn.__qualname__ + "_serial"
-    return _Compiled(njit(parallel=True, **_OPTIONS)(fn), njit(**_OPTIONS)(serial))
+    return serial
 
 
-class _Family(NamedTuple):
-    forward_none: _Compiled
-    forward_sum: _Compiled
-    grad: _Compiled
-    hess: _Compiled
+class Kernels(NamedTuple):
+    forward_none: object
+    forward_sum: object
+    grad: object
+    hess: object
+
+
+class Variants(NamedTuple):
+    """One loss kind's kernels, compiled serial and threaded, and the mix of the two
+    that runs between the thresholds (see :func:`kernels`)."""
+    serial: Kernels
+    parallel: Kernels
+    threaded_sum: Kernels
 
 
 def _family(kind):
@@ -135,20 +157,14 @@ def _family(kind):
             ab, bb = a[lo:hi], b[lo:hi]
             if w is not None:
                 wb = w[lo:hi]
+            else:
+                wb = None
             if grad_out is not None:
                 gb = grad_out[lo:hi]
-            values = np.empty(hi - lo, np.float64)  # 32 KiB: stays in L1/L2
-            for m in range(hi - lo):
-                x = ab[m] - bb[m]
-                v = loss(k, x, p, half)
-                t = one
-                if w is not None:
-                    t = wb[m]
-                    v = v * t
-                values[m] = v
-                if grad_out is not None:
-                    gb[m] = dloss(k, x, p, scale, t)
-            block_sums[j] = _block_sum(values)
+                for m in range(hi - lo):
+                    t = one if w is None else wb[m]
+                    gb[m] = dloss(k, ab[m] - bb[m], p, scale, t)
+            block_sums[j] = _block_loss_sum(k, ab, bb, wb, p, half)
         return _ordered_sum(block_sums)
 
     def grad(a, b, w, go, p, scale, g0, out):
@@ -172,7 +188,19 @@ def _family(kind):
                 t = w[i]
             out[i] = d2loss(k, a[i] - b[i], p, scale, t)
 
-    return _Family(*(_compile(f) for f in (forward_none, forward_sum, grad, hess)))
+    fns = (forward_none, forward_sum, grad, hess)
+    serial = Kernels(*(njit(**_OPTIONS)(_serial_clone(f)) for f in fns))
+    parallel = Kernels(*(njit(parallel=True, **_OPTIONS)(f) for f in fns))
+    return Variants(serial, parallel, serial._replace(forward_sum=parallel.forward_sum))
 
 
 FAMILIES = {kind: _family(kind) for kind in (_math.SMOOTH_L1, _math.HUBER, _math.L1)}
+
+
+def kernels(kind, n):
+    """The kernels to run over ``n`` elements of loss ``kind``: threaded from
+    ``PARALLEL_MIN`` elements on (``PARALLEL_MIN_SUM`` for the reductions), serial below."""
+    variants = FAMILIES[kind]
+    if n >= PARALLEL_MIN:
+        return variants.parallel
+    return variants.threaded_sum if n >= PARALLEL_MIN_SUM else variants.serial

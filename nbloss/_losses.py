@@ -10,6 +10,7 @@ Formulas (x = input - target, z = |x|, N = the broadcast element count):
   element multiplied by ``weight`` first when one is given.
 """
 
+import functools
 import importlib
 
 import numpy as np
@@ -27,12 +28,65 @@ def _cpu():
     return _backends["cpu"]
 
 
-class _Call:
-    """One call's arguments, checked, broadcast and flattened for the kernels."""
+_COMMON_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
-    def __init__(self, input, target, kind_of, reduction, weight=None, grad_output=None,
+
+@functools.lru_cache(maxsize=256)
+def _parameters(loss, param, dtype):
+    """(kernel kind, parameter, 0.5, 1) of ``loss`` ('smooth_l1', 'huber' or 'l1') in
+    ``dtype``; cached: deciding the kind costs more than a small loss does."""
+    if loss == "smooth_l1":
+        kind = v.smooth_l1_kind(param, dtype)
+        if kind == _math.SMOOTH_L1 and param == 1.0:
+            # beta = 1, the default: smooth_l1 is huber with delta = 1 operation for
+            # operation (x / 1 == x exactly, 1 * y == y), bit for bit, minus two divisions
+            # per element, which bound the kernel's speed while the data is in cache
+            kind = _math.HUBER
+    else:
+        kind = _math.HUBER if loss == "huber" else _math.L1
+    return kind, dtype.type(param), dtype.type(0.5), dtype.type(1)
+
+
+class _Call:
+    """One call's arguments, checked, broadcast and flattened for the kernels.
+
+    ``loss`` is 'smooth_l1', 'huber' or 'l1' and ``param`` its beta or delta, already
+    checked.
+    """
+
+    __slots__ = ("reduction", "dtype", "out_dtype", "shape", "input_shape", "target_shape",
+                 "a", "b", "w", "sources", "n", "kind", "p", "half", "go", "g0", "kernels")
+
+    def __init__(self, input, target, loss, param, reduction, weight=None, grad_output=None,
                  warn_shapes=True):
         self.reduction = v.check_reduction(reduction)
+        if (type(input) is np.ndarray and type(target) is np.ndarray and weight is None
+                and input.shape == target.shape and input.dtype == target.dtype
+                and input.dtype in _COMMON_DTYPES):
+            # the common case, taken with a few cheap checks: at 1e3 elements the general
+            # path below costs several times the kernel
+            self.dtype = self.out_dtype = input.dtype
+            self.shape = self.input_shape = self.target_shape = input.shape
+            self.a = v.flat(input, self.shape, self.dtype)
+            self.b = v.flat(target, self.shape, self.dtype)
+            self.w = None
+            self.sources = ((input, "input"), (target, "target"))
+        else:
+            self._normalise(input, target, weight, warn_shapes)
+        self.n = self.a.size
+        self.kind, self.p, self.half, self.g0 = _parameters(loss, param, self.dtype)
+        self.go = None
+        if grad_output is not None:
+            go = v.upstream_gradient(grad_output, self.reduction, self.shape, self.dtype)
+            if go.ndim:
+                self.go = v.flat(go, self.shape, self.dtype)
+            else:
+                self.g0 = go[()]
+        self.kernels = _cpu().kernels(self.kind, self.n)
+
+    def _normalise(self, input, target, weight, warn_shapes):
+        """Any operands: Python numbers and lists, broadcasting, float16, mixed dtypes,
+        non-contiguous layouts, a weight."""
         x, y = v.Operand(input, "input"), v.Operand(target, "target")
         w = None if weight is None else v.Operand(weight, "weight")
         self.dtype, self.out_dtype = v.result_dtypes(x, y, w)
@@ -42,26 +96,15 @@ class _Call:
         if (warn_shapes and self.input_shape != self.target_shape
                 and not (x.is_python_scalar or y.is_python_scalar)):
             v.warn_shape_mismatch(self.input_shape, self.target_shape)
-        self.n = int(np.prod(self.shape, dtype=np.int64))
-        self.kind, p = kind_of(self.dtype)
-        self.p = self.dtype.type(p)
-        self.half = self.dtype.type(0.5)
         self.a = v.flat(x.array, self.shape, self.dtype)
         self.b = v.flat(y.array, self.shape, self.dtype)
-        self.sources = [(x.array, "input"), (y.array, "target")]
+        sources = [(x.array, "input"), (y.array, "target")]
         self.w = None
         if w is not None:
             v.check_broadcasts_to(w.array.shape, self.shape, "weight")
             self.w = v.flat(w.array, self.shape, self.dtype)
-            self.sources.append((w.array, "weight"))
-        self.go, self.g0 = None, self.dtype.type(1)
-        if grad_output is not None:
-            go = v.upstream_gradient(grad_output, self.reduction, self.shape, self.dtype)
-            if go.ndim:
-                self.go = v.flat(go, self.shape, self.dtype)
-            else:
-                self.g0 = go[()]
-        self.kernels = _cpu().FAMILIES[self.kind]
+            sources.append((w.array, "weight"))
+        self.sources = tuple(sources)
 
     # -- results -------------------------------------------------------------------------
 
@@ -90,11 +133,11 @@ class _Call:
     def finish(self, full, shape, out, negate=False):
         """Sum a broadcast-shape result back to ``shape``, cast to the result dtype and
         deliver it into ``out`` if one was given."""
-        result = v.sum_to_shape(full, shape)
+        result = full if full.shape == shape else v.sum_to_shape(full, shape)
         if negate:
             result = np.negative(result)
         if out is None:
-            return result.astype(self.out_dtype, copy=False)
+            return result if result.dtype == self.out_dtype else result.astype(self.out_dtype)
         if result is not out:
             np.copyto(out, result, casting="same_kind")
         return out
@@ -106,16 +149,17 @@ class _Call:
         if self.reduction != "none":
             if out is not None:
                 raise ValueError(f"out= is only for reduction='none', not '{self.reduction}'")
-            return self.reduced(k.forward_sum(self.n, self.a, self.b, self.w, self.p, self.half,
-                                              self.scale, None))
+            # without a gradient to write, forward_sum ignores its scale argument
+            return self.reduced(k.forward_sum(self.a, self.b, self.w, self.p, self.half,
+                                              self.half, None))
         buf = self.buffer(out, self.shape)
-        k.forward_none(self.n, self.a, self.b, self.w, self.p, self.half, buf.reshape(-1), None)
+        k.forward_none(self.a, self.b, self.w, self.p, self.half, buf.reshape(-1), None)
         return self.finish(buf, self.shape, out)
 
     def grad_full(self, out=None):
         """The gradient w.r.t. input in the broadcast shape (into ``out`` when it fits)."""
         buf = self.buffer(out, self.input_shape)
-        self.kernels.grad(self.n, self.a, self.b, self.w, self.go, self.p, self.scale, self.g0,
+        self.kernels.grad(self.a, self.b, self.w, self.go, self.p, self.scale, self.g0,
                           buf.reshape(-1))
         return buf
 
@@ -128,11 +172,11 @@ class _Call:
         gbuf = self.buffer(out, self.input_shape)
         if self.reduction == "none":
             value = np.empty(self.shape, self.dtype)
-            k.forward_none(self.n, self.a, self.b, self.w, self.p, self.half,
+            k.forward_none(self.a, self.b, self.w, self.p, self.half,
                            value.reshape(-1), gbuf.reshape(-1))
             value = value.astype(self.out_dtype, copy=False)
         else:
-            value = self.reduced(k.forward_sum(self.n, self.a, self.b, self.w, self.p,
+            value = self.reduced(k.forward_sum(self.a, self.b, self.w, self.p,
                                                self.half, self.scale, gbuf.reshape(-1)))
         return value, gbuf
 
@@ -151,31 +195,22 @@ class _Call:
 
     def hess_diag(self, out=None):
         buf = self.buffer(out, self.input_shape)
-        self.kernels.hess(self.n, self.a, self.b, self.w, self.p, self.half, self.scale,
+        self.kernels.hess(self.a, self.b, self.w, self.p, self.half, self.scale,
                           buf.reshape(-1))
         return self.finish(buf, self.input_shape, out)
 
 
 # -- the kinds and their parameters ------------------------------------------------------
 
-def _smooth_l1(beta):
-    beta = v.check_beta(beta)
-    return lambda dtype: (v.smooth_l1_kind(beta, dtype), beta)
-
-
-def _huber(delta):
-    delta = v.check_delta(delta)
-    return lambda dtype: (_math.HUBER, delta)
-
-
 def _smooth_l1_call(input, target, beta, reduction, weight, size_average=None, reduce=None,
                     **kw):
-    reduction = v.legacy_reduction(size_average, reduce, reduction)
-    return _Call(input, target, _smooth_l1(beta), reduction, weight, **kw)
+    if size_average is not None or reduce is not None:
+        reduction = v.legacy_reduction(size_average, reduce, reduction)
+    return _Call(input, target, "smooth_l1", v.check_beta(beta), reduction, weight, **kw)
 
 
 def _huber_call(input, target, delta, reduction, weight, **kw):
-    return _Call(input, target, _huber(delta), reduction, weight, **kw)
+    return _Call(input, target, "huber", v.check_delta(delta), reduction, weight, **kw)
 
 
 # -- public functions ----------------------------------------------------------------------

@@ -56,6 +56,8 @@ def legacy_reduction(size_average, reduce, reduction):
 
 
 def _real_scalar(value, name, fn):
+    if type(value) is float and value == value:  # the common case, cheaply
+        return value
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value[()]
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
@@ -183,6 +185,8 @@ def upstream_gradient(value, reduction, loss_shape, dtype):
 def flat(array, shape, compute_dtype):
     """A 1-D C-contiguous view of ``array`` broadcast to ``shape``; copies only when it
     must (broadcasting, a non-contiguous layout, float16 -> float32)."""
+    if array.dtype == compute_dtype and array.shape == shape and array.flags.c_contiguous:
+        return array if array.ndim == 1 else array.reshape(-1)
     if array.dtype == np.float16:
         array = array.astype(compute_dtype)
     if array.shape != tuple(shape):

@@ -12,16 +12,10 @@ README): an unknown reduction string (fvcore returns the unreduced loss) and a n
 or NaN beta (fvcore computes L1 for a negative beta and NaN for a NaN one).
 """
 
-from . import _math
 from . import _validate as v
 from ._losses import _Call
 
 _L1_BELOW = 1e-5
-
-
-def _kind(beta):
-    beta = v.check_beta(beta, fn="fvcore smooth_l1_loss")
-    return lambda dtype: ((_math.L1, beta) if beta < _L1_BELOW else (v.smooth_l1_kind(beta, dtype), beta))
 
 
 def smooth_l1_loss(input, target, beta, reduction="none"):
@@ -30,7 +24,9 @@ def smooth_l1_loss(input, target, beta, reduction="none"):
     ``0.5 x^2 / beta if |x| < beta else |x| - 0.5 beta`` with ``x = input - target``,
     exact L1 for ``beta < 1e-5``; reduction 'none' | 'mean' | 'sum'.
     """
-    call = _Call(input, target, _kind(beta), reduction, warn_shapes=False)
+    beta = v.check_beta(beta, fn="fvcore smooth_l1_loss")
+    loss = "l1" if beta < _L1_BELOW else "smooth_l1"
+    call = _Call(input, target, loss, beta, reduction, warn_shapes=False)
     if call.reduction == "mean" and call.n == 0:
         return call.out_dtype.type(0.0)
     return call.loss()

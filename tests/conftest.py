@@ -6,7 +6,7 @@ import pytest
 
 REQUIRE_COMPARE = os.environ.get("NBLOSS_REQUIRE_COMPARE") == "1"
 
-# sizes on both sides of the serial/parallel threshold (nbloss._cpu.PARALLEL_MIN = 32768)
+# sizes on both sides of the serial/parallel threshold (nbloss._cpu.PARALLEL_MIN = 32768, PARALLEL_MIN_SUM = 20000)
 SMALL, LARGE = 37, 70001
 
 
