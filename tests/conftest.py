@@ -6,8 +6,9 @@ import pytest
 
 REQUIRE_COMPARE = os.environ.get("NBLOSS_REQUIRE_COMPARE") == "1"
 
-# sizes on both sides of the serial/parallel threshold (nbloss._cpu.PARALLEL_MIN = 32768, PARALLEL_MIN_SUM = 20000)
-SMALL, LARGE = 37, 70001
+# sizes below, between and above the thresholds of the threaded kernels
+# (nbloss._cpu.PARALLEL_MIN_SUM = 20000 for the reductions, PARALLEL_MIN = 32768)
+SMALL, MIDDLE, LARGE = 37, 25001, 70001
 
 
 def require(module):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import nbloss
-from conftest import LARGE, SMALL, adversarial, random_pair
+from conftest import LARGE, MIDDLE, SMALL, adversarial, random_pair
 
 RED = ["none", "mean", "sum"]
 
@@ -82,7 +82,7 @@ def assert_parity(got, want, reduction, dtype, exact=True):
 @pytest.mark.parametrize("name,params", [("smooth_l1", [1.0, 0.5, 0.0, 2.0]), ("huber", [1.0, 0.5, 2.0])])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("reduction", RED)
-@pytest.mark.parametrize("n", [SMALL, LARGE])
+@pytest.mark.parametrize("n", [SMALL, MIDDLE, LARGE])
 def test_random(torch, name, params, dtype, reduction, n):
     a, b = random_pair(n, dtype, seed=n + 1)
     for p in params:

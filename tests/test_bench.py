@@ -1,0 +1,63 @@
+"""`python -m nbloss bench`: it runs, shows progress, and writes a table, JSON and a plot
+whose figures are the workers' own (no test here asserts a time)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from nbloss import bench
+
+
+def test_bench_command_writes_table_json_and_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "res"
+    proc = subprocess.run(
+        [sys.executable, "-m", "nbloss", "bench", "--sizes", "1000,30000", "--dtypes", "float32",
+         "--losses", "huber", "--ops", "mean,fused", "--min-time", "0.001", "--out", str(out)],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    # progress: one line per case, numbered
+    assert "[  4/4]" in proc.stdout
+    report = json.loads((out / "results.json").read_text())
+    assert {"date", "command", "machine", "versions", "results", "cold_start", "memory"} <= set(report)
+    contenders = {r["contender"] for r in report["results"]}
+    assert {"nbloss", "numpy", "floor"} <= contenders
+    assert all(r["median_s"] > 0 for r in report["results"]), report["results"]
+    assert len(report["results"]) == 4 * len(contenders)
+    md = (out / "results.md").read_text()
+    assert md.count("| huber | float32 |") == 4 and md in proc.stdout
+    assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_missing_torch_is_a_note_not_an_error(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    chosen, notes = bench.available_contenders(["nbloss", "torch", "floor"])
+    assert chosen == ["nbloss", "floor"] and "torch is not installed" in notes[0]
+
+
+def test_ratios_come_from_the_medians():
+    records = [{"loss": "huber", "dtype": "float32", "n": 1000, "op": "mean", "contender": c, "median_s": t}
+               for c, t in (("nbloss", 2.0), ("torch", 5.0), ("numpy", 8.0), ("floor", 1.0))]
+    (row,) = bench.ratio_rows(records)
+    assert (row["torch_speedup"], row["numpy_speedup"], row["vs_floor"]) == (2.5, 4.0, 2.0)
+
+
+def test_unknown_option_value_is_refused():
+    proc = subprocess.run([sys.executable, "-m", "nbloss", "bench", "--ops", "forward"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "--ops: unknown forward" in proc.stderr
+
+
+def test_reduction_memory_is_below_one_percent_of_the_input():
+    """The 'mean'/'sum' forward allocates one float64 per block and nothing N-sized:
+    measured in a fresh process by tracemalloc (NumPy's and numba's allocations) and by the
+    growth of the peak RSS."""
+    mem = bench.peak_memory(n=4_000_000, dtype="float32")
+    for reduction in ("mean", "sum"):
+        assert mem[reduction]["tracemalloc_peak_bytes"] <= 0.01 * mem["input_bytes"], mem
+        assert mem[reduction]["maxrss_growth_bytes"] <= 0.01 * mem["input_bytes"], mem
