@@ -25,19 +25,23 @@ import types
 import zlib
 from typing import NamedTuple
 
-import numpy as np
-from numba import njit, prange
+from . import _tbb
 
-from . import _math
+_tbb.load_tbb()  # before numba can choose its threading layer: TBB, not OpenMP
+
+import numpy as np  # noqa: E402
+from numba import njit, prange  # noqa: E402
+
+from . import _math  # noqa: E402
 
 # elements per reduction block
 BLOCK = 2048
-# below these many elements the serial kernels run: waking the thread pool (2-3 us)
-# costs more than a cheap loss gains from it. Crossovers measured on 2 cores: 25-40k
-# elements for the elementwise kernels, 16-25k for the reductions (which do more work per
-# byte written).
-PARALLEL_MIN = 1 << 15
-PARALLEL_MIN_SUM = 20_000
+# below these many elements the serial kernels run: waking the thread pool (about 3 us
+# with TBB) costs more than a cheap loss gains from it. Crossovers measured on 2 cores
+# with TBB: 65-80k elements for the elementwise kernels and the plain reductions, 40k
+# for the fused loss-and-gradient reduction, which does twice the work per element.
+PARALLEL_MIN = 1 << 16
+PARALLEL_MIN_FUSED = 40_000
 
 # No fastmath flags in the kernels: nnan/ninf would fold away NaN and inf handling, and
 # reassoc in a loop that also stores would let a runtime alias check pick between two
@@ -110,11 +114,9 @@ class Kernels(NamedTuple):
 
 
 class Variants(NamedTuple):
-    """One loss kind's kernels, compiled serial and threaded, and the mix of the two
-    that runs between the thresholds (see :func:`kernels`)."""
+    """One loss kind's kernels, compiled serial and threaded (see :func:`kernels`)."""
     serial: Kernels
     parallel: Kernels
-    threaded_sum: Kernels
 
 
 def _family(kind):
@@ -191,16 +193,14 @@ def _family(kind):
     fns = (forward_none, forward_sum, grad, hess)
     serial = Kernels(*(njit(**_OPTIONS)(_serial_clone(f)) for f in fns))
     parallel = Kernels(*(njit(parallel=True, **_OPTIONS)(f) for f in fns))
-    return Variants(serial, parallel, serial._replace(forward_sum=parallel.forward_sum))
+    return Variants(serial, parallel)
 
 
 FAMILIES = {kind: _family(kind) for kind in (_math.SMOOTH_L1, _math.HUBER, _math.L1)}
 
 
-def kernels(kind, n):
+def kernels(kind, n, fused=False):
     """The kernels to run over ``n`` elements of loss ``kind``: threaded from
-    ``PARALLEL_MIN`` elements on (``PARALLEL_MIN_SUM`` for the reductions), serial below."""
-    variants = FAMILIES[kind]
-    if n >= PARALLEL_MIN:
-        return variants.parallel
-    return variants.threaded_sum if n >= PARALLEL_MIN_SUM else variants.serial
+    ``PARALLEL_MIN`` elements on (``PARALLEL_MIN_FUSED`` for a forward_sum that also
+    writes the gradient), serial below."""
+    return FAMILIES[kind][n >= (PARALLEL_MIN_FUSED if fused else PARALLEL_MIN)]

@@ -176,8 +176,9 @@ class _Call:
                            value.reshape(-1), gbuf.reshape(-1))
             value = value.astype(self.out_dtype, copy=False)
         else:
-            value = self.reduced(k.forward_sum(self.a, self.b, self.w, self.p,
-                                               self.half, self.scale, gbuf.reshape(-1)))
+            fused = _cpu().kernels(self.kind, self.n, fused=True).forward_sum
+            value = self.reduced(fused(self.a, self.b, self.w, self.p, self.half, self.scale,
+                                       gbuf.reshape(-1)))
         return value, gbuf
 
     def value_and_grad(self, out=None):

@@ -162,8 +162,8 @@ def _floor_kernels():
         class Floor:
             pass
 
-        for fn, threshold in ((read2, _cpu.PARALLEL_MIN_SUM), (read2_write1, _cpu.PARALLEL_MIN),
-                              (read2_write1_sum, _cpu.PARALLEL_MIN_SUM)):
+        for fn, threshold in ((read2, _cpu.PARALLEL_MIN), (read2_write1, _cpu.PARALLEL_MIN),
+                              (read2_write1_sum, _cpu.PARALLEL_MIN_FUSED)):
             opts = dict(cache=True, fastmath={"reassoc", "nsz"})
             variants = (njit(**opts)(_cpu._serial_clone(fn)), njit(parallel=True, **opts)(fn))
             setattr(Floor, fn.__name__, staticmethod(

@@ -7,8 +7,8 @@ import pytest
 REQUIRE_COMPARE = os.environ.get("NBLOSS_REQUIRE_COMPARE") == "1"
 
 # sizes below, between and above the thresholds of the threaded kernels
-# (nbloss._cpu.PARALLEL_MIN_SUM = 20000 for the reductions, PARALLEL_MIN = 32768)
-SMALL, MIDDLE, LARGE = 37, 25001, 70001
+# (nbloss._cpu.PARALLEL_MIN_FUSED = 40000, PARALLEL_MIN = 65536)
+SMALL, MIDDLE, LARGE = 37, 50001, 70001
 
 
 def require(module):
