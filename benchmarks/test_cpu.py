@@ -11,11 +11,25 @@ machine's cores (``../shared/benchmarking.md`` explains).
 """
 
 import functools
+import importlib.util
+import os
 
 import numpy as np
 import pytest
 
 from nbloss import bench
+
+
+@pytest.fixture(scope="session")
+def have_torch():
+    """Whether torch can be compared against; its absence fails under
+    NBLOSS_REQUIRE_COMPARE=1 (set by .ci/run) instead of skipping quietly. (No conftest.py
+    here: it would shadow the tests' own conftest module.)"""
+    if importlib.util.find_spec("torch") is not None:
+        return True
+    if os.environ.get("NBLOSS_REQUIRE_COMPARE") == "1":
+        raise RuntimeError("NBLOSS_REQUIRE_COMPARE=1 but torch is not installed")
+    return False
 
 
 @functools.lru_cache(maxsize=2)

@@ -52,7 +52,38 @@ def demo(args):
                                      ("nbloss Huber (robust)", robust)):
         err = np.hypot(slope - truth[0], intercept - truth[1])
         print(f"{name:<24}{slope:>10.4f}{intercept:>12.4f}{err:>10.4f}")
+    if args.plot:
+        plot_fit(args.plot, x, y, outlier, truth, ols, robust, args.delta)
+        print(f"\nwrote {args.plot}")
     return 0
+
+
+def plot_fit(path, x, y, outlier, truth, ols, robust, delta):
+    """A PNG of the points, the outliers, the true line and the two fits."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise SystemExit("--plot needs matplotlib: pip install matplotlib (or nbloss[plot])") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.scatter(x[~outlier], y[~outlier], s=10, color="tab:blue", alpha=0.6, label="data")
+    ax.scatter(x[outlier], y[outlier], s=16, color="tab:red", marker="x", label="gross outliers")
+    xs = np.array([x.min(), x.max()])
+    for (slope, intercept), style, label in (
+            (truth, dict(color="black", ls=":"), "true line"),
+            (ols, dict(color="tab:orange"), "ordinary least squares"),
+            (robust, dict(color="tab:green", lw=2), f"nbloss Huber (delta = {delta:g})")):
+        ax.plot(xs, slope * xs + intercept, label=label, **style)
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.set_title("Robust straight-line fit: scipy L-BFGS-B on nbloss.huber_loss_value_and_grad",
+                 fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def info(args):
@@ -77,6 +108,7 @@ def main(argv=None):
     p.add_argument("--outliers", type=float, default=0.2, help="fraction of gross outliers")
     p.add_argument("--delta", type=float, default=1.0, help="Huber delta")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--plot", metavar="FILE", help="also write a PNG of the data and the fits")
     p.set_defaults(run=demo)
     p = sub.add_parser("bench", help="time nbloss against torch, NumPy and the memory floor "
                        "on this machine; writes a table, JSON and a plot")

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from nbloss.__main__ import fit_robust_line, robust_line_data
 
@@ -19,6 +20,15 @@ def test_demo_prints_the_three_lines():
             rows[m.group(1)] = [float(v) for v in m.groups()[1:]]
     assert set(rows) == {"true line", "ordinary least squares", "nbloss Huber (robust)"}
     assert rows["nbloss Huber (robust)"][2] < rows["ordinary least squares"][2] / 5
+
+
+def test_demo_plot_writes_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "fit.png"
+    proc = subprocess.run([sys.executable, "-m", "nbloss", "demo", "--plot", str(path)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"wrote {path}" in proc.stdout
 
 
 def test_robust_fit_is_the_huber_minimum():

@@ -23,3 +23,22 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert quick_start_commands()[1] in ci
     assert any(line.startswith("export NBLOSS_REQUIRE_COMPARE=1") for line in ci)
+
+
+def test_readme_shows_the_committed_benchmark_table_verbatim():
+    """The README's speed table is results.md as `python -m nbloss bench` wrote it."""
+    results = ROOT / "benchmarks" / "results" / "cpu-2core"
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- bench:cpu-2core -->\n", 1)[1].split("<!-- /bench:cpu-2core -->", 1)[0]
+    assert block == (results / "results.md").read_text()
+    assert "benchmarks/results/cpu-2core/results.png" in readme and (results / "results.png").exists()
+
+
+def test_readme_usage_snippets_are_the_examples_code():
+    readme = (ROOT / "README.md").read_text()
+    example = (ROOT / "examples" / "robust_regression.py").read_text()
+    for fn in ("def objective", "def hessp"):
+        snippet = readme.split(fn, 1)[1].split("\n\n", 1)[0]
+        assert fn + snippet in example
+    train = "def train(" + readme.split("```python\ndef train(", 1)[1].split("```", 1)[0]
+    assert train in (ROOT / "examples" / "mlp_numpy.py").read_text()
