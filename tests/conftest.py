@@ -1,5 +1,7 @@
 import importlib
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -53,3 +55,12 @@ def adversarial(dtype, beta=1.0):
 def random_pair(n, dtype, seed=0, scale=2.0):
     rng = np.random.default_rng(seed)
     return ((rng.standard_normal(n) * scale).astype(dtype), rng.standard_normal(n).astype(dtype))
+
+
+def run_python(code, *args, timeout=600, **env):
+    """Run ``code`` in a fresh interpreter with extra environment variables; its stdout."""
+    full_env = dict(os.environ, **{k: str(v) for k, v in env.items()})
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          env=full_env, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout

@@ -3,23 +3,12 @@ threads: the same bits every time. Each process-level case runs in a fresh inter
 because numba picks its threading layer once per process."""
 
 import hashlib
-import os
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 import nbloss
-from conftest import LARGE, SMALL, random_pair
-
-
-def run_python(code, timeout=300, **env):
-    full_env = dict(os.environ, **{k: str(v) for k, v in env.items()})
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=full_env, timeout=timeout)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
+from conftest import LARGE, SMALL, random_pair, run_python
 
 
 def digest(results):
@@ -97,8 +86,5 @@ def test_one_numba_thread_and_a_lowered_count_give_the_same_bits():
     default = run_python(SAME_BITS).split()
     one = run_python(SAME_BITS, NUMBA_NUM_THREADS=1).split()
     assert one[0] == "1" and one[1] == default[1]
-    proc = subprocess.run([sys.executable, "-c", SAME_BITS, "1"], capture_output=True, text=True,
-                          timeout=300)
-    lowered = proc.stdout.split()
-    assert proc.returncode == 0, proc.stderr
+    lowered = run_python(SAME_BITS, "1").split()
     assert lowered[0] == "1" and lowered[1] == default[1]

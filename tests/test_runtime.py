@@ -3,21 +3,11 @@ a fresh process where it matters."""
 
 import json
 import math
-import os
-import subprocess
-import sys
 
 import numpy as np
 
 import nbloss
-
-
-def run_python(code, **env):
-    full_env = dict(os.environ, **{k: str(v) for k, v in env.items()})
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
+from conftest import run_python
 
 
 def test_import_compiles_nothing_and_imports_no_numba():
