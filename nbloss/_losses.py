@@ -205,8 +205,7 @@ class _Call:
 
 def _smooth_l1_call(input, target, beta, reduction, weight, size_average=None, reduce=None,
                     **kw):
-    if size_average is not None or reduce is not None:
-        reduction = v.legacy_reduction(size_average, reduce, reduction)
+    reduction = v.legacy_reduction(size_average, reduce, reduction)
     return _Call(input, target, "smooth_l1", v.check_beta(beta), reduction, weight, **kw)
 
 
