@@ -48,9 +48,12 @@ PARALLEL_MIN_FUSED = 40_000
 # summation orders (seen: a 1-ulp change with the address of the gradient buffer).
 _OPTIONS = dict(cache=True, error_model="numpy", fastmath=False)
 
-loss = njit(**_OPTIONS)(_math.loss)
-dloss = njit(**_OPTIONS)(_math.dloss)
-d2loss = njit(**_OPTIONS)(_math.d2loss)
+element = _math.compile_for(njit(**_OPTIONS))
+loss = element.loss
+dloss = element.dloss
+forward_at = element.forward_at
+grad_at = element.grad_at
+hess_at = element.hess_at
 
 # numba's disk cache is invalidated when a kernel's own file changes, not when a
 # function it calls from another file does: a stamp of _math.py in each kernel's
@@ -59,16 +62,16 @@ _MATH_STAMP = zlib.crc32(inspect.getsource(_math).encode())
 
 
 @njit(**_OPTIONS)
-def _element_loss(kind, a, b, w, p, half):
+def _element_loss(kind, a, b, w, p, half, half_p):
     """w * loss(a - b), or loss(a - b) when w is None: the strict part of the sum below."""
-    v = loss(kind, a - b, p, half)
+    v = loss(kind, a - b, p, half, half_p)
     if w is not None:
         v = v * w
     return v
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz"})
-def _block_loss_sum(kind, a, b, w, p, half):
+def _block_loss_sum(kind, a, b, w, p, half, half_p):
     """sum(w * loss(a - b)) over one block, accumulated in float64.
 
     Only the additions may be reordered (``reassoc``), which lets the compiler keep SIMD
@@ -81,10 +84,10 @@ def _block_loss_sum(kind, a, b, w, p, half):
     acc = 0.0
     if w is None:
         for m in range(a.size):
-            acc += _element_loss(kind, a[m], b[m], None, p, half)
+            acc += _element_loss(kind, a[m], b[m], None, p, half, half_p)
     else:
         for m in range(a.size):
-            acc += _element_loss(kind, a[m], b[m], w[m], p, half)
+            acc += _element_loss(kind, a[m], b[m], w[m], p, half, half_p)
     return acc
 
 
@@ -130,24 +133,16 @@ def _family(kind):
         """loss_out = w * loss(a - b) and/or grad_out = w * dloss(a - b), one pass"""
         k = spec[0]
         one = half + half
+        half_p = half * p
         for i in prange(a.size):
-            x = a[i] - b[i]
-            t = one
-            if w is not None:
-                t = w[i]
-            if loss_out is not None:
-                v = loss(k, x, p, half)
-                if w is not None:
-                    v = v * t
-                loss_out[i] = v
-            if grad_out is not None:
-                grad_out[i] = dloss(k, x, p, one, t)
+            forward_at(k, i, a, b, w, p, half, half_p, one, loss_out, grad_out)
 
     def forward_sum(a, b, w, p, half, scale, grad_out):
         """sum(w * loss(a - b)) in float64 and, when grad_out is given, grad_out =
         scale * w * dloss(a - b) in the same pass"""
         k = spec[0]
         one = half + half
+        half_p = half * p
         n = a.size
         nblocks = (n + BLOCK - 1) // BLOCK
         block_sums = np.empty(nblocks, np.float64)
@@ -166,29 +161,21 @@ def _family(kind):
                 for m in range(hi - lo):
                     t = one if w is None else wb[m]
                     gb[m] = dloss(k, ab[m] - bb[m], p, scale, t)
-            block_sums[j] = _block_loss_sum(k, ab, bb, wb, p, half)
+            block_sums[j] = _block_loss_sum(k, ab, bb, wb, p, half, half_p)
         return _ordered_sum(block_sums)
 
     def grad(a, b, w, go, p, scale, g0, out):
         """out = scale * dloss(a - b) * (g0 * w * go)"""
         k = spec[0]
         for i in prange(a.size):
-            t = g0
-            if w is not None:
-                t = t * w[i]
-            if go is not None:
-                t = t * go[i]
-            out[i] = dloss(k, a[i] - b[i], p, scale, t)
+            grad_at(k, i, a, b, w, go, p, scale, g0, out)
 
     def hess(a, b, w, p, half, scale, out):
         """out = scale * w * d2loss(a - b), the diagonal of the Hessian"""
         k = spec[0]
         one = half + half
         for i in prange(a.size):
-            t = one
-            if w is not None:
-                t = w[i]
-            out[i] = d2loss(k, a[i] - b[i], p, scale, t)
+            hess_at(k, i, a, b, w, p, scale, one, out)
 
     fns = (forward_none, forward_sum, grad, hess)
     serial = Kernels(*(njit(**_OPTIONS)(_serial_clone(f)) for f in fns))

@@ -21,11 +21,23 @@ from . import _validate as v
 _backends = {}
 
 
+def _backend(name):
+    """``nbloss._cpu`` or ``nbloss._device``, imported (with numba) on first use, not at
+    ``import nbloss``: CUDA loads only when a device array arrives."""
+    if name not in _backends:
+        try:
+            _backends[name] = importlib.import_module(f"nbloss.{name}")
+        except ImportError as exc:
+            if name == "_cpu":
+                raise
+            raise RuntimeError(f"a CUDA device array was passed, but numba's CUDA target cannot "
+                               f"be loaded ({exc}); install 'nbloss[cuda12]' or "
+                               "'nbloss[cuda13]' to match the driver") from exc
+    return _backends[name]
+
+
 def _cpu():
-    """The CPU kernels, imported (with numba) on the first call, not at ``import nbloss``."""
-    if "cpu" not in _backends:
-        _backends["cpu"] = importlib.import_module("nbloss._cpu")
-    return _backends["cpu"]
+    return _backend("_cpu")
 
 
 _COMMON_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -96,8 +108,12 @@ class _Call:
         if (warn_shapes and self.input_shape != self.target_shape
                 and not (x.is_python_scalar or y.is_python_scalar)):
             v.warn_shape_mismatch(self.input_shape, self.target_shape)
-        self.a = v.flat(x.array, self.shape, self.dtype)
-        self.b = v.flat(y.array, self.shape, self.dtype)
+        # a Python number takes the computation dtype, as in NumPy (float32 - 0.3 is
+        # computed in float32)
+        self.a = v.flat(x.array.astype(self.dtype) if x.is_python_scalar else x.array,
+                        self.shape, self.dtype)
+        self.b = v.flat(y.array.astype(self.dtype) if y.is_python_scalar else y.array,
+                        self.shape, self.dtype)
         sources = [(x.array, "input"), (y.array, "target")]
         self.w = None
         if w is not None:
@@ -194,6 +210,14 @@ class _Call:
     def backward(self):
         return self.split(self.grad_full())
 
+    def backward_from(self, full, grad_output):
+        """The criterion's backward: ``full`` is the gradient saved by the forward, times
+        the upstream gradient, split between input and target."""
+        go = v.upstream_gradient(grad_output, self.reduction, self.shape, self.dtype)
+        if not (go.ndim == 0 and go == 1):
+            full = full * go
+        return self.split(full)
+
     def hess_diag(self, out=None):
         buf = self.buffer(out, self.input_shape)
         self.kernels.hess(self.a, self.b, self.w, self.p, self.half, self.scale,
@@ -203,20 +227,32 @@ class _Call:
 
 # -- the kinds and their parameters ------------------------------------------------------
 
+def new_call(input, target, loss, param, reduction, weight=None, stream=None, **kw):
+    """The call's arguments on the backend the data lives on: ``_Call`` for host data,
+    ``_device.DeviceCall`` when any operand is a CUDA device array."""
+    if not (type(input) is np.ndarray and type(target) is np.ndarray) and any(
+            v.is_device_array(op) for op in (input, target, weight)):
+        return _backend("_device").DeviceCall(input, target, loss, param, reduction, weight,
+                                              stream=stream, **kw)
+    if stream is not None:
+        raise ValueError("stream= is only for CUDA device arrays; these operands are host data")
+    return _Call(input, target, loss, param, reduction, weight, **kw)
+
+
 def _smooth_l1_call(input, target, beta, reduction, weight, size_average=None, reduce=None,
                     **kw):
     reduction = v.legacy_reduction(size_average, reduce, reduction)
-    return _Call(input, target, "smooth_l1", v.check_beta(beta), reduction, weight, **kw)
+    return new_call(input, target, "smooth_l1", v.check_beta(beta), reduction, weight, **kw)
 
 
 def _huber_call(input, target, delta, reduction, weight, **kw):
-    return _Call(input, target, "huber", v.check_delta(delta), reduction, weight, **kw)
+    return new_call(input, target, "huber", v.check_delta(delta), reduction, weight, **kw)
 
 
 # -- public functions ----------------------------------------------------------------------
 
 def smooth_l1_loss(input, target, beta=1.0, reduction="mean", *, weight=None, out=None,
-                   size_average=None, reduce=None):
+                   stream=None, size_average=None, reduce=None):
     """Smooth L1 loss, torch's ``F.smooth_l1_loss``.
 
     ``0.5 x^2 / beta if |x| < beta else |x| - 0.5 beta`` with ``x = input - target``;
@@ -225,51 +261,55 @@ def smooth_l1_loss(input, target, beta=1.0, reduction="mean", *, weight=None, ou
     Returns a NumPy scalar for 'mean'/'sum', an array of the broadcast shape for 'none'
     (written into ``out`` when given).
     """
-    return _smooth_l1_call(input, target, beta, reduction, weight, size_average, reduce).loss(out)
+    return _smooth_l1_call(input, target, beta, reduction, weight, size_average, reduce,
+                           stream=stream).loss(out)
 
 
-def huber_loss(input, target, delta=1.0, reduction="mean", *, weight=None, out=None):
+def huber_loss(input, target, delta=1.0, reduction="mean", *, weight=None, out=None, stream=None):
     """Huber loss, torch's ``F.huber_loss``.
 
     ``0.5 x^2 if |x| < delta else delta (|x| - 0.5 delta)`` with ``x = input - target``;
     ``huber(x; delta) = delta * smooth_l1(x; beta=delta)``. Reductions, ``weight`` and
     ``out`` as in :func:`smooth_l1_loss`.
     """
-    return _huber_call(input, target, delta, reduction, weight).loss(out)
+    return _huber_call(input, target, delta, reduction, weight, stream=stream).loss(out)
 
 
 def smooth_l1_loss_grad(input, target, beta=1.0, reduction="mean", *, weight=None, out=None,
-                        size_average=None, reduce=None):
+                        stream=None, size_average=None, reduce=None):
     """d loss / d input of :func:`smooth_l1_loss`, in input's shape.
 
     Per element ``clip(x / beta, -1, 1)`` (``sign(x)``, 0 at x = 0, when beta = 0), times
     ``weight``, times 1/N for 'mean'; summed over axes along which input was broadcast.
     """
-    return _smooth_l1_call(input, target, beta, reduction, weight, size_average, reduce).grad(out)
+    return _smooth_l1_call(input, target, beta, reduction, weight, size_average, reduce,
+                           stream=stream).grad(out)
 
 
-def huber_loss_grad(input, target, delta=1.0, reduction="mean", *, weight=None, out=None):
+def huber_loss_grad(input, target, delta=1.0, reduction="mean", *, weight=None, out=None,
+                    stream=None):
     """d loss / d input of :func:`huber_loss`: per element ``clip(x, -delta, delta)``,
     times ``weight``, times 1/N for 'mean', in input's shape."""
-    return _huber_call(input, target, delta, reduction, weight).grad(out)
+    return _huber_call(input, target, delta, reduction, weight, stream=stream).grad(out)
 
 
 def smooth_l1_loss_value_and_grad(input, target, beta=1.0, reduction="mean", *, weight=None,
-                                  out=None, size_average=None, reduce=None):
+                                  out=None, stream=None, size_average=None, reduce=None):
     """``(smooth_l1_loss(...), smooth_l1_loss_grad(...))`` in one pass over memory; ``out``
     receives the gradient. Shaped for ``scipy.optimize.minimize(fun, x0, jac=True)``."""
-    return _smooth_l1_call(input, target, beta, reduction, weight, size_average,
-                           reduce).value_and_grad(out)
+    return _smooth_l1_call(input, target, beta, reduction, weight, size_average, reduce,
+                           stream=stream).value_and_grad(out)
 
 
-def huber_loss_value_and_grad(input, target, delta=1.0, reduction="mean", *, weight=None, out=None):
+def huber_loss_value_and_grad(input, target, delta=1.0, reduction="mean", *, weight=None, out=None,
+                              stream=None):
     """``(huber_loss(...), huber_loss_grad(...))`` in one pass over memory; ``out``
     receives the gradient."""
-    return _huber_call(input, target, delta, reduction, weight).value_and_grad(out)
+    return _huber_call(input, target, delta, reduction, weight, stream=stream).value_and_grad(out)
 
 
 def smooth_l1_loss_backward(grad_output, input, target, beta=1.0, reduction="mean", *,
-                            weight=None, size_average=None, reduce=None):
+                            weight=None, stream=None, size_average=None, reduce=None):
     """The backward of :func:`smooth_l1_loss`, torch's autograd contract.
 
     ``grad_output`` is the upstream gradient: a scalar for 'mean'/'sum', an array
@@ -278,28 +318,31 @@ def smooth_l1_loss_backward(grad_output, input, target, beta=1.0, reduction="mea
     that sum.
     """
     return _smooth_l1_call(input, target, beta, reduction, weight, size_average, reduce,
-                           grad_output=grad_output, warn_shapes=False).backward()
+                           grad_output=grad_output, warn_shapes=False, stream=stream).backward()
 
 
-def huber_loss_backward(grad_output, input, target, delta=1.0, reduction="mean", *, weight=None):
+def huber_loss_backward(grad_output, input, target, delta=1.0, reduction="mean", *, weight=None,
+                        stream=None):
     """The backward of :func:`huber_loss`: ``(grad_input, grad_target)`` as in
     :func:`smooth_l1_loss_backward`."""
     return _huber_call(input, target, delta, reduction, weight, grad_output=grad_output,
-                       warn_shapes=False).backward()
+                       warn_shapes=False, stream=stream).backward()
 
 
-def smooth_l1_loss_hess_diag(input, target, beta=1.0, reduction="mean", *, weight=None, out=None):
+def smooth_l1_loss_hess_diag(input, target, beta=1.0, reduction="mean", *, weight=None, out=None,
+                             stream=None):
     """Diagonal of the Hessian of :func:`smooth_l1_loss` w.r.t. input (torch's double
     backward): ``(|x| < beta) / beta`` per element (0 on the boundary, 0 for beta = 0),
     times ``weight``, times 1/N for 'mean'. The Hessian is diagonal, so
     ``hessp(v) = hess_diag * v``."""
-    return _smooth_l1_call(input, target, beta, reduction, weight).hess_diag(out)
+    return _smooth_l1_call(input, target, beta, reduction, weight, stream=stream).hess_diag(out)
 
 
-def huber_loss_hess_diag(input, target, delta=1.0, reduction="mean", *, weight=None, out=None):
+def huber_loss_hess_diag(input, target, delta=1.0, reduction="mean", *, weight=None, out=None,
+                         stream=None):
     """Diagonal of the Hessian of :func:`huber_loss` w.r.t. input: ``(|x| < delta)`` per
     element, times ``weight``, times 1/N for 'mean'."""
-    return _huber_call(input, target, delta, reduction, weight).hess_diag(out)
+    return _huber_call(input, target, delta, reduction, weight, stream=stream).hess_diag(out)
 
 
 # -- criteria ------------------------------------------------------------------------------
@@ -318,11 +361,11 @@ class _Criterion:
         self._param = param
         self._saved = None
 
-    def _call(self, input, target):  # pragma: no cover - overridden
+    def _call(self, input, target, stream):  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def __call__(self, input, target):
-        call = self._call(input, target)
+    def __call__(self, input, target, *, stream=None):
+        call = self._call(input, target, stream)
         value, full_grad = call.value_and_grad_full()
         self._saved = (call, full_grad)
         return value
@@ -335,10 +378,7 @@ class _Criterion:
         if self._saved is None:
             raise RuntimeError(f"{type(self).__name__}.backward() called before a forward call")
         call, full = self._saved
-        go = v.upstream_gradient(grad_output, call.reduction, call.shape, call.dtype)
-        if not (go.ndim == 0 and go == 1):
-            full = full * go
-        return call.split(full)
+        return call.backward_from(full, grad_output)
 
     def __repr__(self):
         return f"{type(self).__name__}(reduction={self.reduction!r}, {self._name}={self._param!r})"
@@ -357,8 +397,8 @@ class SmoothL1Loss(_Criterion):
     def beta(self):
         return self._param
 
-    def _call(self, input, target):
-        return _smooth_l1_call(input, target, self._param, self.reduction, None)
+    def _call(self, input, target, stream):
+        return _smooth_l1_call(input, target, self._param, self.reduction, None, stream=stream)
 
 
 class HuberLoss(_Criterion):
@@ -373,5 +413,5 @@ class HuberLoss(_Criterion):
     def delta(self):
         return self._param
 
-    def _call(self, input, target):
-        return _huber_call(input, target, self._param, self.reduction, None)
+    def _call(self, input, target, stream):
+        return _huber_call(input, target, self._param, self.reduction, None, stream=stream)

@@ -1,8 +1,8 @@
 """Per-element formulas, written once for every backend.
 
-These are plain Python functions of scalars; each backend compiles them for its target
-(``_cpu`` with ``numba.njit``, ``_cuda`` as CUDA device functions). ``kind`` is a
-compile-time constant in every kernel, so the branches on it fold away.
+These are plain Python functions; each backend compiles them for its target with
+:func:`compile_for` (``_cpu`` with ``numba.njit``, ``_cuda`` as CUDA device functions).
+``kind`` is a compile-time constant in every kernel, so the branches on it fold away.
 
 With ``x = input - target``, ``z = |x|`` and ``p`` the loss's parameter (beta or delta):
 
@@ -22,18 +22,23 @@ so that results in the same dtype agree with torch's to the bit. ``half`` is 0.5
 numba types a bare ``0.5`` literal as float64, which would promote float32 math.
 """
 
+import types
+
 SMOOTH_L1 = 0
 HUBER = 1
 L1 = 2
 
 
-def loss(kind, x, p, half):
-    """Loss of one difference ``x = input - target``."""
+def loss(kind, x, p, half, half_p):
+    """Loss of one difference ``x = input - target``. ``half_p`` is ``half * p`` rounded
+    to the dtype, computed once by the caller: written out here, CUDA's assembler would
+    contract ``z - half * p`` into a fused multiply-add and round differently from the
+    CPU (and from torch's CPU kernels)."""
     z = abs(x)
     if kind == SMOOTH_L1:
-        return half * z * z / p if z < p else z - half * p
+        return half * z * z / p if z < p else z - half_p
     if kind == HUBER:
-        return half * z * z if z < p else p * (z - half * p)
+        return half * z * z if z < p else p * (z - half_p)
     return z
 
 
@@ -70,3 +75,54 @@ def d2loss(kind, x, p, scale, t):
     if kind == SMOOTH_L1:
         return scale * t / p
     return scale * t
+
+
+# -- one element of each elementwise kernel ------------------------------------------------
+# Both backends loop over these (``prange`` on the CPU, a grid-stride loop on CUDA). ``a``,
+# ``b`` and the optional (None) ``w``, ``go`` and outputs are flat arrays; ``i`` the index.
+
+def forward_at(kind, i, a, b, w, p, half, half_p, one, loss_out, grad_out):
+    """loss_out[i] = w * loss(x) and/or grad_out[i] = w * dloss(x), x = a[i] - b[i]."""
+    x = a[i] - b[i]
+    t = one
+    if w is not None:
+        t = w[i]
+    if loss_out is not None:
+        v = loss(kind, x, p, half, half_p)
+        if w is not None:
+            v = v * t
+        loss_out[i] = v
+    if grad_out is not None:
+        grad_out[i] = dloss(kind, x, p, one, t)
+
+
+def grad_at(kind, i, a, b, w, go, p, scale, g0, out):
+    """out[i] = scale * dloss(a[i] - b[i]) * (g0 * w[i] * go[i])."""
+    t = g0
+    if w is not None:
+        t = t * w[i]
+    if go is not None:
+        t = t * go[i]
+    out[i] = dloss(kind, a[i] - b[i], p, scale, t)
+
+
+def hess_at(kind, i, a, b, w, p, scale, one, out):
+    """out[i] = scale * w[i] * d2loss(a[i] - b[i])."""
+    t = one
+    if w is not None:
+        t = w[i]
+    out[i] = d2loss(kind, a[i] - b[i], p, scale, t)
+
+
+ELEMENT_FUNCTIONS = ("loss", "dloss", "d2loss", "forward_at", "grad_at", "hess_at")
+
+
+def compile_for(jit):
+    """This module's element functions compiled by ``jit`` (``numba.njit(...)`` or
+    ``cuda.jit(device=True)``), as a namespace: each compiled function calls the compiled
+    versions of the others, through a copy of the module's globals."""
+    namespace = dict(globals())
+    for name in ELEMENT_FUNCTIONS:
+        fn = namespace[name]
+        namespace[name] = jit(types.FunctionType(fn.__code__, namespace, name, fn.__defaults__))
+    return types.SimpleNamespace(**{name: namespace[name] for name in ELEMENT_FUNCTIONS})

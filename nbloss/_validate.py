@@ -94,7 +94,9 @@ def smooth_l1_kind(beta, dtype):
 
 
 def is_device_array(obj):
-    return hasattr(obj, "__cuda_array_interface__")
+    """A CUDA array: it exports ``__cuda_array_interface__`` (CuPy, torch, numba) or is
+    one of numba's own (the CUDA simulator's arrays export nothing)."""
+    return hasattr(obj, "__cuda_array_interface__") or getattr(obj, "__cuda_ndarray__", False) is True
 
 
 class Operand:

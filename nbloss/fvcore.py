@@ -13,7 +13,7 @@ or NaN beta (fvcore computes L1 for a negative beta and NaN for a NaN one).
 """
 
 from . import _validate as v
-from ._losses import _Call
+from ._losses import new_call
 
 _L1_BELOW = 1e-5
 
@@ -26,7 +26,7 @@ def smooth_l1_loss(input, target, beta, reduction="none"):
     """
     beta = v.check_beta(beta, fn="fvcore smooth_l1_loss")
     loss = "l1" if beta < _L1_BELOW else "smooth_l1"
-    call = _Call(input, target, loss, beta, reduction, warn_shapes=False)
+    call = new_call(input, target, loss, beta, reduction, warn_shapes=False)
     if call.reduction == "mean" and call.n == 0:
-        return call.out_dtype.type(0.0)
+        call.reduction = "sum"  # fvcore's 0.0, where torch's mean of nothing is NaN
     return call.loss()

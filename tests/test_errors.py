@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import nbloss
+from conftest import run_python
 from nbloss import fvcore
 
 LOSSES = [(nbloss.smooth_l1_loss, "beta"), (nbloss.huber_loss, "delta")]
@@ -141,12 +142,47 @@ def test_bad_grad_output(arrays):
     untouched(arrays)
 
 
-def test_device_arrays_need_the_cuda_backend(arrays):
-    class FakeDeviceArray:
-        __cuda_array_interface__ = {"shape": (50,), "typestr": "<f8", "data": (0, False), "version": 3}
+class FakeDeviceArray:
+    __cuda_array_interface__ = {"shape": (50,), "typestr": "<f8", "data": (0, False), "version": 3}
 
-    with pytest.raises(TypeError, match="CUDA device array"):
-        nbloss.smooth_l1_loss(FakeDeviceArray(), arrays[1])
+
+def test_device_arrays_without_a_gpu_get_a_clear_error(arrays):
+    cuda = pytest.importorskip("numba.cuda")
+    if cuda.is_available():
+        pytest.skip("a CUDA GPU (or the simulator) is available here")
+    with pytest.raises(RuntimeError, match="no usable CUDA GPU"):
+        nbloss.smooth_l1_loss(FakeDeviceArray(), FakeDeviceArray())
+
+
+def test_device_arrays_without_numba_cuda_get_a_clear_error():
+    out = run_python("""
+import sys, importlib.abc
+class NoCuda(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.startswith(("numba.cuda", "numba_cuda")):
+            raise ImportError(f"No module named {name!r}")
+sys.meta_path.insert(0, NoCuda())
+import numpy as np, nbloss
+class FakeDeviceArray:
+    __cuda_array_interface__ = {"shape": (5,), "typestr": "<f8", "data": (0, False), "version": 3}
+print(nbloss.huber_loss(np.ones(5), np.zeros(5)))  # the CPU path needs no CUDA
+try:
+    nbloss.huber_loss(FakeDeviceArray(), 0.0)
+except RuntimeError as exc:
+    print(exc)
+""")
+    assert out.startswith("0.5\n")
+    assert "numba's CUDA target cannot be loaded" in out and "nbloss[cuda12]" in out
+
+
+def test_host_operands_refuse_a_device_grad_output(arrays):
+    with pytest.raises(TypeError, match="grad_output is a CUDA device array"):
+        nbloss.smooth_l1_loss_backward(FakeDeviceArray(), arrays[0], arrays[1], reduction="none")
+
+
+def test_stream_is_only_for_device_arrays(arrays):
+    with pytest.raises(ValueError, match="stream= is only for CUDA device arrays"):
+        nbloss.huber_loss(arrays[0], arrays[1], stream=0)
 
 
 def test_inputs_are_never_modified_on_success():

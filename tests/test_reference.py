@@ -35,8 +35,10 @@ def summed_close(actual, desired, dtype, terms):
                                atol=tol["atol"] + tol["rtol"] * terms * scale)
 
 
-def check_all(name, a, b, param, reduction, weight=None, result_dtype=None):
-    loss_fn, grad_fn, vg_fn, bw_fn, hess_fn = FUNCS[name]
+def check_all(name, a, b, param, reduction, weight=None, result_dtype=None, funcs=FUNCS):
+    """Every function of loss ``name`` (from ``funcs``: nbloss's, or wrapped to run on
+    device arrays) against the reference formulas."""
+    loss_fn, grad_fn, vg_fn, bw_fn, hess_fn = funcs[name]
     result_dtype = np.dtype(result_dtype or np.result_type(a, b))
     tol = tolerances(result_dtype)
     n_full = int(np.prod(np.broadcast_shapes(np.shape(a), np.shape(b))))

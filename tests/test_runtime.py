@@ -16,6 +16,14 @@ def test_import_compiles_nothing_and_imports_no_numba():
     assert json.loads(out) == []
 
 
+def test_host_calls_never_load_cuda():
+    out = run_python("import sys, numpy as np, nbloss\n"
+                     "nbloss.huber_loss_value_and_grad(np.ones(3), np.zeros(3))\n"
+                     "print(sorted(m for m in sys.modules if m.startswith(('numba.cuda', 'numba_cuda', "
+                     "'nbloss._cuda', 'nbloss._device'))))")
+    assert out.strip() == "[]"
+
+
 def test_kernels_are_cached_on_disk(tmp_path):
     code = """
 import numpy as np, nbloss, json

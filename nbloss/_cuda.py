@@ -1,0 +1,230 @@
+"""CUDA kernels (numba.cuda) over flat contiguous device buffers.
+
+Imported only when a device array reaches nbloss: ``import nbloss`` never loads CUDA.
+The kernels take the same arguments as their ``_cpu`` twins (1-D C-contiguous arrays of
+one length, optional arrays as None, scalars in the computation dtype) and compute each
+element with the same ``_math`` formulas, compiled here as CUDA device functions, so an
+elementwise result is the CPU's to the bit.
+
+Every kernel is a grid-stride loop over a grid of at most ``MAX_BLOCKS`` blocks of
+``THREADS`` threads. The grid depends on the element count alone, never on the GPU, and
+reductions are deterministic: each thread accumulates its elements in float64 in index
+order, each block sums its threads in a fixed tree (:func:`_block_sum`) into one partial,
+and a second kernel sums the partials in the same fixed way. No float atomics: the same
+input gives the same bits on every run and every GPU.
+"""
+
+import inspect
+import math
+import zlib
+
+from numba import config, cuda, float64
+
+from . import _math
+
+SIMULATOR = bool(config.ENABLE_CUDASIM)
+# warp shuffles on a GPU; the simulator has no warp intrinsics, so there the same tree
+# runs through shared memory (slower, same order of additions)
+USE_SHUFFLE = not SIMULATOR
+# the simulator runs one OS thread per CUDA thread: a small grid keeps it usable
+THREADS = 64 if SIMULATOR else 256
+MAX_BLOCKS = 2 if SIMULATOR else 1024
+WARP = 32
+FULL_MASK = 0xFFFFFFFF
+
+_OPTIONS = dict(cache=not SIMULATOR, fastmath=False)
+
+element = _math.compile_for(cuda.jit(device=True))
+loss = element.loss
+dloss = element.dloss
+forward_at = element.forward_at
+grad_at = element.grad_at
+hess_at = element.hess_at
+
+# the disk cache does not see edits of _math.py: a stamp in each kernel's closure does
+_MATH_STAMP = zlib.crc32(inspect.getsource(_math).encode())
+
+
+def blocks(n):
+    """Blocks of the grid over ``n`` elements: enough to cover them, at most MAX_BLOCKS."""
+    return max(1, min(MAX_BLOCKS, (n + THREADS - 1) // THREADS))
+
+
+# -- deterministic block reduction ------------------------------------------------------
+
+@cuda.jit(device=True)
+def _warp_sum(acc):
+    """The sum of ``acc`` over a warp's 32 lanes, valid in lane 0: lane l adds lane l + 16,
+    then l + 8, l + 4, l + 2, l + 1 (shuffles: GPU only)."""
+    offset = WARP // 2
+    while offset > 0:
+        acc += cuda.shfl_down_sync(FULL_MASK, acc, offset)
+        offset //= 2
+    return acc
+
+
+@cuda.jit(device=True)
+def _warp_sum_in_place(values, base):
+    """:func:`_warp_sum` of ``values[base:base + 32]`` by one thread, in the same order of
+    additions; the result in ``values[base]``."""
+    offset = WARP // 2
+    while offset > 0:
+        for lane in range(offset):
+            values[base + lane] += values[base + lane + offset]
+        offset //= 2
+
+
+@cuda.jit(device=True)
+def _block_sum(acc, shared):
+    """The sum of ``acc`` over the block (a multiple of 32 threads), valid in thread 0:
+    each warp's sum, then the sum of the warp sums (zero-padded to 32), always in the same
+    order. On a GPU with shuffles; in the simulator, which has no warp intrinsics, by
+    thread 0 through shared memory, with the same additions in the same order (so the
+    simulator's bits are the GPU's)."""
+    tid = cuda.threadIdx.x
+    nwarps = cuda.blockDim.x // WARP
+    cuda.syncthreads()  # ``shared`` may still be read from a previous call
+    if USE_SHUFFLE:
+        acc = _warp_sum(acc)
+        if tid % WARP == 0:
+            shared[tid // WARP] = acc
+        cuda.syncthreads()
+        acc = shared[tid] if tid < nwarps else float64(0)
+        return _warp_sum(acc)
+    shared[tid] = acc
+    cuda.syncthreads()
+    if tid == 0:
+        for w in range(nwarps):
+            _warp_sum_in_place(shared, w * WARP)
+        for w in range(WARP):
+            shared[w] = shared[w * WARP] if w < nwarps else float64(0)
+        _warp_sum_in_place(shared, 0)
+    return shared[0]
+
+
+@cuda.jit(**_OPTIONS)
+def finish_sum(partials, count, divisor, out):
+    """``out[0] = sum(partials[:count]) / divisor`` (1 for 'sum', N for 'mean', 0 gives
+    NaN: the mean of nothing); launched as one block."""
+    shared = cuda.shared.array(THREADS, float64)
+    acc = float64(0)
+    for j in range(cuda.threadIdx.x, count, cuda.blockDim.x):
+        acc += partials[j]
+    acc = _block_sum(acc, shared)
+    if cuda.threadIdx.x == 0:
+        out[0] = acc / divisor if divisor != 0 else math.nan
+
+
+# -- broadcasting helpers, for the API layer ----------------------------------------------
+
+@cuda.jit(device=True)
+def _offset(r, shape, strides):
+    """The element offset of C-order position ``r`` over ``shape`` under ``strides``."""
+    offset = 0
+    for k in range(len(shape) - 1, -1, -1):
+        offset += (r % shape[k]) * strides[k]
+        r //= shape[k]
+    return offset
+
+
+@cuda.jit(**_OPTIONS)
+def expand(src, shape, strides, out):
+    """``out`` (C order over ``shape``) = ``src`` broadcast: ``strides`` are src's element
+    strides in ``shape``'s dimensions, 0 along broadcast ones."""
+    for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        out[i] = src[_offset(i, shape, strides)]
+
+
+@cuda.jit(**_OPTIONS)
+def fill(out, value):
+    for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        out[i] = value
+
+
+@cuda.jit(**_OPTIONS)
+def sum_to(full, kept_shape, kept_strides, summed_shape, summed_strides, count, sign, out):
+    """``out[j] = sign * sum`` of the elements of ``full`` that broadcast from ``out[j]``:
+    the kept dimensions locate ``out[j]``'s first element, and its thread adds the
+    ``count`` positions over the summed dimensions in float64, in order. For many
+    outputs with few terms each (``count = 1``: a plain negation)."""
+    for j in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        base = _offset(j, kept_shape, kept_strides)
+        acc = float64(0)
+        for r in range(count):
+            acc += full[base + _offset(r, summed_shape, summed_strides)]
+        out[j] = sign * acc
+
+
+@cuda.jit(**_OPTIONS)
+def sum_to_by_blocks(full, kept_shape, kept_strides, summed_shape, summed_strides, count, sign,
+                     out):
+    """:func:`sum_to` for few outputs with many terms each: one block per output
+    element, its threads' float64 sums added by :func:`_block_sum`."""
+    shared = cuda.shared.array(THREADS, float64)
+    for j in range(cuda.blockIdx.x, out.size, cuda.gridDim.x):
+        base = _offset(j, kept_shape, kept_strides)
+        acc = float64(0)
+        for r in range(cuda.threadIdx.x, count, cuda.blockDim.x):
+            acc += full[base + _offset(r, summed_shape, summed_strides)]
+        acc = _block_sum(acc, shared)
+        if cuda.threadIdx.x == 0:
+            out[j] = sign * acc
+
+
+# -- the loss kernels -------------------------------------------------------------------
+
+class Kernels:
+    """One loss kind's kernels (the ``_cpu.Kernels`` of CUDA)."""
+
+    def __init__(self, kind):
+        spec = (kind, _MATH_STAMP)  # a compile-time constant of every kernel below
+
+        def forward_none(a, b, w, p, half, half_p, loss_out, grad_out):
+            """loss_out = w * loss(a - b) and/or grad_out = w * dloss(a - b), one pass"""
+            k = spec[0]
+            one = half + half
+            for i in range(cuda.grid(1), a.size, cuda.gridsize(1)):
+                forward_at(k, i, a, b, w, p, half, half_p, one, loss_out, grad_out)
+
+        def forward_partials(a, b, w, p, half, half_p, scale, grad_out, partials):
+            """partials[block] = float64 sum of w * loss(a - b) over the block's elements
+            and, when grad_out is given, grad_out = scale * w * dloss(a - b), one pass"""
+            k = spec[0]
+            one = half + half
+            shared = cuda.shared.array(THREADS, float64)
+            acc = float64(0)
+            for i in range(cuda.grid(1), a.size, cuda.gridsize(1)):
+                x = a[i] - b[i]
+                t = one
+                if w is not None:
+                    t = w[i]
+                if grad_out is not None:
+                    grad_out[i] = dloss(k, x, p, scale, t)
+                v = loss(k, x, p, half, half_p)
+                if w is not None:
+                    v = v * t
+                acc += v
+            acc = _block_sum(acc, shared)
+            if cuda.threadIdx.x == 0:
+                partials[cuda.blockIdx.x] = acc
+
+        def grad(a, b, w, go, p, scale, g0, out):
+            """out = scale * dloss(a - b) * (g0 * w * go)"""
+            k = spec[0]
+            for i in range(cuda.grid(1), a.size, cuda.gridsize(1)):
+                grad_at(k, i, a, b, w, go, p, scale, g0, out)
+
+        def hess(a, b, w, p, half, scale, out):
+            """out = scale * w * d2loss(a - b), the diagonal of the Hessian"""
+            k = spec[0]
+            one = half + half
+            for i in range(cuda.grid(1), a.size, cuda.gridsize(1)):
+                hess_at(k, i, a, b, w, p, scale, one, out)
+
+        self.forward_none = cuda.jit(**_OPTIONS)(forward_none)
+        self.forward_partials = cuda.jit(**_OPTIONS)(forward_partials)
+        self.grad = cuda.jit(**_OPTIONS)(grad)
+        self.hess = cuda.jit(**_OPTIONS)(hess)
+
+
+FAMILIES = {kind: Kernels(kind) for kind in (_math.SMOOTH_L1, _math.HUBER, _math.L1)}

@@ -1,0 +1,308 @@
+"""The API layer for CUDA device arrays: the ``_losses._Call`` of a call whose operands
+live on a GPU (numba device arrays, CuPy arrays, torch CUDA tensors: anything exporting
+``__cuda_array_interface__``, viewed without a copy).
+
+Arguments are checked on the host from shapes and dtypes alone; broadcasting, reductions
+and the sums of broadcast gradients run as kernels on the caller's stream
+(``stream=``, default: the default stream). Nothing is copied between host and device:
+results are numba device arrays ('mean'/'sum' a 0-d one), which CuPy and torch wrap
+without a copy, and nothing waits for the GPU.
+"""
+
+import numpy as np
+from numba import cuda
+
+from . import _cuda
+from . import _validate as v
+from ._losses import _parameters
+
+_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_available():
+    """Raise a clear error where CUDA device arrays cannot be computed on."""
+    if not cuda.is_available():
+        raise RuntimeError("a CUDA device array was passed, but numba finds no usable CUDA GPU "
+                           "(driver or CUDA libraries missing); install "
+                           "'nbloss[cuda12]' or 'nbloss[cuda13]' to match the driver")
+
+
+def as_device_array(value, name):
+    """A numba view (no copy) of a device array."""
+    if getattr(value, "__cuda_ndarray__", False):  # numba's own (and the simulator's)
+        return value
+    try:
+        return cuda.as_cuda_array(value)
+    except Exception as exc:  # torch refuses tensors that require grad, with advice
+        raise TypeError(f"{name}: cannot view {type(value).__name__} as a CUDA array: {exc}") from exc
+
+
+def _span(array):
+    """(first, last) byte address of a contiguous device array."""
+    iface = getattr(array, "__cuda_array_interface__", None)
+    if iface is None:  # the simulator's arrays wrap NumPy arrays
+        iface = array._ary.__array_interface__
+    start = iface["data"][0]
+    return start, start + array.nbytes
+
+
+def _c_strides(shape):
+    strides, step = [], 1
+    for d in reversed(shape):
+        strides.append(step)
+        step *= d
+    return tuple(reversed(strides))
+
+
+def as_stream(stream):
+    """A numba stream from ``stream=``: None (the default stream), a numba stream, a CuPy
+    or torch stream, or a raw ``cudaStream_t`` handle as an int."""
+    if stream is None:
+        return cuda.default_stream()
+    if type(stream).__module__.startswith("numba"):  # numba's own (or the simulator's)
+        return stream
+    if isinstance(stream, int) and not isinstance(stream, bool):
+        return cuda.external_stream(stream)
+    for attribute in ("ptr", "cuda_stream"):  # CuPy, torch
+        handle = getattr(stream, attribute, None)
+        if isinstance(handle, int):
+            return cuda.external_stream(handle)
+    raise TypeError(f"stream must be a numba, CuPy or torch CUDA stream or a raw handle, "
+                    f"got {type(stream).__name__}")
+
+
+class _Operand:
+    """An operand of a device call: a device array, or a Python number that broadcasts
+    (weak for the dtype, as on the CPU). Host arrays are refused: no hidden copies."""
+
+    __slots__ = ("array", "for_dtype", "shape")
+
+    def __init__(self, value, name):
+        if isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{name} must be a floating-point array or number, got bool")
+        if isinstance(value, (int, float)):
+            self.array, self.for_dtype, self.shape = None, value, ()
+            return
+        if not v.is_device_array(value):
+            raise TypeError(f"{name} is a host {type(value).__name__} but another operand is a "
+                            "CUDA device array: nbloss does not copy between host and device; "
+                            "move it first (numba.cuda.to_device, cupy.asarray, tensor.cuda())")
+        array = as_device_array(value, name)
+        if array.dtype not in _DTYPES:
+            raise TypeError(f"{name} is a {array.dtype} device array; on CUDA nbloss computes "
+                            "in float32 or float64")
+        if array.size > 1 and not array.is_c_contiguous():
+            raise ValueError(f"{name} is a non-contiguous device array (shape {array.shape}, "
+                             f"strides {array.strides}); pass a C-contiguous copy")
+        self.array, self.for_dtype, self.shape = array, array.dtype, tuple(array.shape)
+
+    @property
+    def is_python_scalar(self):
+        return self.array is None
+
+
+class DeviceCall:
+    """One call's arguments on the device: checked, broadcast and flattened for the
+    ``_cuda`` kernels; the same operations and results as ``_losses._Call``."""
+
+    def __init__(self, input, target, loss, param, reduction, weight=None, grad_output=None,
+                 warn_shapes=True, stream=None):
+        check_available()
+        self.reduction = v.check_reduction(reduction)
+        self.stream = as_stream(stream)
+        x, y = _Operand(input, "input"), _Operand(target, "target")
+        w = None if weight is None else _Operand(weight, "weight")
+        self.dtype, self.out_dtype = v.result_dtypes(x, y, w)
+        self.input_shape, self.target_shape = x.shape, y.shape
+        self.shape = v.broadcast_shape(x.shape, y.shape)
+        if (warn_shapes and x.shape != y.shape
+                and not (x.is_python_scalar or y.is_python_scalar)):
+            v.warn_shape_mismatch(x.shape, y.shape)
+        self.n = int(np.prod(self.shape, dtype=np.int64))
+        self.sources = [(op.array, name) for op, name in ((x, "input"), (y, "target"), (w, "weight"))
+                        if op is not None and op.array is not None]
+        self.a, self.b = self._flat(x), self._flat(y)
+        self.w = None
+        if w is not None:
+            v.check_broadcasts_to(w.shape, self.shape, "weight")
+            self.w = self._flat(w)
+        self.kind, self.p, self.half, self.g0 = _parameters(loss, param, self.dtype)
+        self.half_p = self.half * self.p
+        self.kernels = _cuda.FAMILIES[self.kind]
+        self.go = None
+        if grad_output is not None:
+            self._upstream(grad_output)
+
+    # -- device helpers ------------------------------------------------------------------
+
+    def _empty(self, shape, dtype):
+        return cuda.device_array(shape, dtype, stream=self.stream)
+
+    def _launch(self, kernel, n):
+        return kernel[_cuda.blocks(n), _cuda.THREADS, self.stream]
+
+    def _flat(self, op):
+        """A 1-D contiguous device array of ``op`` broadcast to the call's shape: a view
+        when it has that shape already, else a copy made on the device."""
+        if op.array is not None and op.shape == self.shape:
+            return op.array.reshape(self.n)
+        if op.array is None:
+            out = self._empty(self.n, self.dtype)
+            self._launch(_cuda.fill, self.n)(out, self.dtype.type(op.for_dtype))
+            return out
+        out = self._empty(self.n, op.array.dtype)
+        # the operand's strides in the call's dimensions: 0 where it is broadcast
+        lead = len(self.shape) - len(op.shape)
+        own = _c_strides(op.shape)
+        strides = tuple(0 if k < lead or op.shape[k - lead] == 1 else own[k - lead]
+                        for k in range(len(self.shape)))
+        self._launch(_cuda.expand, self.n)(op.array.reshape(op.array.size), (1,) + self.shape,
+                                           (0,) + strides, out)
+        return out
+
+    def _upstream(self, grad_output):
+        """``grad_output``: a host number (0-d) multiplies every element; a device array
+        broadcastable to the loss ('none'), or of one element ('mean'/'sum')."""
+        if v.is_device_array(grad_output):
+            go = _Operand(grad_output, "grad_output")
+            if self.reduction == "none":
+                v.check_broadcasts_to(go.shape, self.shape, "grad_output")
+            elif go.array.size != 1:
+                raise ValueError(f"grad_output of a '{self.reduction}' loss must be a scalar, "
+                                 f"got shape {go.shape}")
+            else:
+                go.shape = ()
+                go.array = go.array.reshape(1)
+            self.go = self._flat(go)
+            return
+        if isinstance(grad_output, np.ndarray) and grad_output.ndim:
+            _Operand(grad_output, "grad_output")  # raises: a host array
+        go = v.upstream_gradient(grad_output, "sum", (), self.dtype)
+        self.g0 = go[()]
+
+    def check_out(self, out, shape):
+        out = as_device_array(out, "out") if v.is_device_array(out) else out
+        if not getattr(out, "__cuda_ndarray__", False):
+            raise TypeError(f"out must be a CUDA device array when the operands are, "
+                            f"got {type(out).__name__}")
+        if tuple(out.shape) != tuple(shape):
+            raise ValueError(f"out has shape {tuple(out.shape)}, expected {tuple(shape)}")
+        if out.dtype != self.out_dtype:
+            raise TypeError(f"out has dtype {out.dtype}, expected {self.out_dtype}")
+        if out.size > 1 and not out.is_c_contiguous():
+            raise ValueError("out must be a C-contiguous device array")
+        lo, hi = _span(out)
+        for src, name in self.sources:
+            s_lo, s_hi = _span(src)
+            if out.nbytes and src.nbytes and lo < s_hi and s_lo < hi:
+                raise ValueError(f"out shares memory with {name}: nbloss never writes into its inputs")
+        return out
+
+    # -- results -------------------------------------------------------------------------
+
+    @property
+    def scale(self):
+        if self.reduction == "mean" and self.n:
+            return self.dtype.type(1.0 / self.n)
+        return self.dtype.type(1)
+
+    def _reduced(self, grad_out):
+        """The 'mean'/'sum' as a 0-d device array, writing grad_out in the same pass."""
+        nblocks = _cuda.blocks(self.n)
+        partials = self._empty(nblocks, np.float64)
+        self._launch(self.kernels.forward_partials, self.n)(
+            self.a, self.b, self.w, self.p, self.half, self.half_p, self.scale, grad_out, partials)
+        total = self._empty(1, self.out_dtype)
+        divisor = float(self.n) if self.reduction == "mean" else 1.0
+        _cuda.finish_sum[1, _cuda.THREADS, self.stream](partials, nblocks, divisor, total)
+        return total.reshape(())
+
+    def _buffer(self, out, shape):
+        """Where a kernel writes a result of the broadcast shape: ``out`` when it has that
+        shape, else a new array (summed into ``out`` by ``finish``)."""
+        if out is not None:
+            out = self.check_out(out, shape)
+            if tuple(shape) == self.shape:
+                return out
+        return self._empty(self.shape, self.dtype)
+
+    def finish(self, full, shape, out, sign=1.0):
+        """``sign`` times ``full`` summed back to ``shape``, into ``out`` if given."""
+        shape = tuple(shape)
+        if shape == self.shape and sign == 1.0:
+            return full
+        result = self._empty(shape, self.out_dtype) if out is None else out
+        lead = len(self.shape) - len(shape)
+        padded = (1,) * lead + shape
+        strides = _c_strides(self.shape)
+        kept = [k for k in range(len(self.shape)) if padded[k] == self.shape[k]]
+        summed = [k for k in range(len(self.shape)) if padded[k] != self.shape[k]]
+        count = int(np.prod([self.shape[k] for k in summed], dtype=np.int64))
+        if count >= _cuda.THREADS and result.size < count:
+            kernel = _cuda.sum_to_by_blocks[max(1, min(result.size, 1 << 16)), _cuda.THREADS,
+                                            self.stream]
+        else:
+            kernel = self._launch(_cuda.sum_to, result.size)
+        kernel(
+            full.reshape(full.size),
+            (1,) + tuple(self.shape[k] for k in kept), (0,) + tuple(strides[k] for k in kept),
+            (1,) + tuple(self.shape[k] for k in summed), (0,) + tuple(strides[k] for k in summed),
+            count, sign, result.reshape(result.size))
+        return result
+
+    # -- operations ----------------------------------------------------------------------
+
+    def loss(self, out=None):
+        if self.reduction != "none":
+            if out is not None:
+                raise ValueError(f"out= is only for reduction='none', not '{self.reduction}'")
+            return self._reduced(None)
+        buf = self._buffer(out, self.shape)
+        self._launch(self.kernels.forward_none, self.n)(
+            self.a, self.b, self.w, self.p, self.half, self.half_p, buf.reshape(self.n), None)
+        return buf
+
+    def grad_full(self, out=None):
+        buf = self._buffer(out, self.input_shape)
+        self._launch(self.kernels.grad, self.n)(
+            self.a, self.b, self.w, self.go, self.p, self.scale, self.g0, buf.reshape(self.n))
+        return buf
+
+    def grad(self, out=None):
+        return self.finish(self.grad_full(out), self.input_shape, out)
+
+    def value_and_grad_full(self, out=None):
+        gbuf = self._buffer(out, self.input_shape)
+        if self.reduction == "none":
+            value = self._empty(self.shape, self.dtype)
+            self._launch(self.kernels.forward_none, self.n)(
+                self.a, self.b, self.w, self.p, self.half, self.half_p,
+                value.reshape(self.n), gbuf.reshape(self.n))
+        else:
+            value = self._reduced(gbuf.reshape(self.n))
+        return value, gbuf
+
+    def value_and_grad(self, out=None):
+        value, full = self.value_and_grad_full(out)
+        return value, self.finish(full, self.input_shape, out)
+
+    def split(self, full):
+        return (self.finish(full, self.input_shape, None),
+                self.finish(full, self.target_shape, None, sign=-1.0))
+
+    def backward(self):
+        return self.split(self.grad_full())
+
+    def backward_from(self, full, grad_output):
+        """The criterion's backward: ``full`` is the gradient saved by the forward; any
+        other upstream gradient than 1 recomputes it from the inputs with that factor."""
+        if not v.is_device_array(grad_output) and np.ndim(grad_output) == 0 and grad_output == 1:
+            return self.split(full)
+        self._upstream(grad_output)
+        return self.backward()
+
+    def hess_diag(self, out=None):
+        buf = self._buffer(out, self.input_shape)
+        self._launch(self.kernels.hess, self.n)(
+            self.a, self.b, self.w, self.p, self.half, self.scale, buf.reshape(self.n))
+        return self.finish(buf, self.input_shape, out)

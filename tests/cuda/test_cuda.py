@@ -1,0 +1,280 @@
+"""The CUDA backend: the parity suite on device arrays, against the reference formulas,
+real torch and the CPU path; errors, interop, streams and determinism.
+
+Runs on a real GPU, or on numba's CUDA simulator in its own process (it must be enabled
+before numba loads, and it is slow: sizes stay small):
+
+    NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/cuda
+
+Without either the module is skipped; with the simulator asked for, a missing numba-cuda
+is an error, not a skip.
+"""
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+import nbloss
+from conftest import SMALL, adversarial, random_pair
+import test_reference
+import test_torch_parity as torch_suite
+
+SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
+if SIMULATOR:
+    from numba import cuda  # asked for: without numba-cuda this fails, it does not skip
+else:
+    cuda = pytest.importorskip("numba.cuda", reason="numba-cuda is not installed")
+    if not cuda.is_available():
+        pytest.skip("no CUDA GPU; run NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/cuda",
+                    allow_module_level=True)
+# the simulator runs one OS thread per CUDA thread: small arrays there, larger on a GPU
+SIZES = [SMALL, 300] if SIMULATOR else [SMALL, 50_001, 1_000_003]
+RED = ["none", "mean", "sum"]
+
+
+def to_device(x):
+    return cuda.to_device(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
+
+
+def to_host(result):
+    if isinstance(result, tuple):
+        return tuple(to_host(r) for r in result)
+    if getattr(result, "__cuda_ndarray__", False):
+        return result.copy_to_host()
+    return result
+
+
+def on_device(fn):
+    """``fn`` with its NumPy arguments moved to the device and its results back."""
+    def run(*args, **kw):
+        args = [to_device(a) for a in args]
+        kw = {k: to_device(x) for k, x in kw.items()}
+        return to_host(fn(*args, **kw))
+    return run
+
+
+DEVICE_FUNCS = {name: tuple(on_device(f) for f in fns) for name, fns in test_reference.FUNCS.items()}
+
+
+def check_all(*args, **kw):
+    test_reference.check_all(*args, funcs=DEVICE_FUNCS, **kw)
+
+
+# -- against the reference formulas (the CPU suite's checks) ----------------------------
+
+@pytest.mark.parametrize("name", DEVICE_FUNCS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduction", RED)
+def test_random(name, dtype, reduction):
+    for n in SIZES:
+        a, b = random_pair(n, dtype, seed=n)
+        for param in test_reference.PARAMS[name]:
+            check_all(name, a, b, param, reduction)
+
+
+@pytest.mark.parametrize("name", DEVICE_FUNCS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduction", RED)
+def test_adversarial(name, dtype, reduction):
+    for param in test_reference.PARAMS[name]:
+        a, b = adversarial(dtype, beta=param or 1.0)
+        with np.errstate(all="ignore"):
+            check_all(name, a, b, param, reduction)
+
+
+@pytest.mark.parametrize("name", DEVICE_FUNCS)
+@pytest.mark.parametrize("reduction", RED)
+def test_weighted_broadcast_mixed(name, reduction):
+    a, b = random_pair(SMALL, np.float64, seed=3)
+    w = np.random.default_rng(4).random(SMALL)
+    check_all(name, a, b, 0.7, reduction, weight=w)
+    a2, b2 = a[:35].reshape(5, 7), b[:35].reshape(5, 7)
+    check_all(name, a2, b2, 0.7, reduction, weight=np.linspace(0, 2, 7))
+    a32, _ = random_pair(SMALL, np.float32, seed=5)
+    check_all(name, a32, b, 1.0, reduction, result_dtype=np.float64)
+    rng = np.random.default_rng(8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for shapes in [((3, 1), (3,)), ((2, 1, 4), (3, 1)), ((5,), ()), ((), (6,))]:
+            check_all(name, rng.standard_normal(shapes[0]) * 2, rng.standard_normal(shapes[1]),
+                      0.8, reduction)
+
+
+@pytest.mark.parametrize("name", DEVICE_FUNCS)
+def test_empty_and_python_scalars(name):
+    loss_fn, _, vg_fn = DEVICE_FUNCS[name][:3]
+    e = np.zeros(0, np.float32)
+    assert np.isnan(loss_fn(e, e, 1.0, "mean"))
+    assert loss_fn(e, e, 1.0, "sum") == 0
+    assert loss_fn(e, e, 1.0, "none").shape == (0,)
+    value, grad = vg_fn(e, e, 1.0, "mean")
+    assert np.isnan(value) and grad.shape == (0,)
+    a32 = np.array([0.5, 3.0, -2.0], np.float32)
+    got = loss_fn(a32, 0.25, 1.0, "none")
+    assert got.dtype == np.float32  # a Python number is weak, as on the CPU
+    np.testing.assert_array_equal(got, test_reference.FUNCS[name][0](a32, 0.25, 1.0, "none"))
+
+
+# -- against real torch and against the CPU path ----------------------------------------
+
+@pytest.mark.parametrize("name,param", [("smooth_l1", 1.0), ("smooth_l1", 0.5), ("smooth_l1", 0.0),
+                                        ("huber", 1.0), ("huber", 2.0)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduction", RED)
+def test_torch_parity(torch, name, param, dtype, reduction):
+    loss_fn, _, _, backward_fn, _ = DEVICE_FUNCS[name]
+    pairs = [random_pair(SIZES[-1], dtype, seed=1)]
+    if param:  # beta = 0: torch's L1 gradient of NaN is wrong (see test_torch_parity)
+        pairs.append(adversarial(dtype, beta=param))
+    for a, b in pairs:
+        go = 1.0 if reduction != "none" else np.ones(a.shape, dtype)
+        with np.errstate(all="ignore"):
+            got = (loss_fn(a, b, param, reduction),) + backward_fn(go, a, b, param, reduction)
+            torch_suite.assert_parity(got, torch_suite.torch_run(torch, name, a, b, param, reduction),
+                                      reduction, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_same_as_cpu(dtype):
+    """Elementwise results are the CPU's to the bit (the same formulas, no contraction
+    into FMAs); sums differ only in the order of float64 additions."""
+    a, b = adversarial(dtype)
+    a = np.concatenate([a, random_pair(SIZES[-1], dtype, seed=2)[0]])
+    b = np.concatenate([b, random_pair(SIZES[-1], dtype, seed=3)[1]])
+    w = np.random.default_rng(1).random(a.size).astype(dtype)
+    da, db, dw = to_device(a), to_device(b), to_device(w)
+    with np.errstate(all="ignore"):
+        for f in (nbloss.smooth_l1_loss, nbloss.huber_loss, nbloss.smooth_l1_loss_grad,
+                  nbloss.huber_loss_grad, nbloss.smooth_l1_loss_hess_diag, nbloss.huber_loss_hess_diag):
+            for p in (1.0, 0.5):
+                np.testing.assert_array_equal(f(da, db, p, "none", weight=dw).copy_to_host(),
+                                              f(a, b, p, "none", weight=w))
+                np.testing.assert_array_equal(f(da, db, p, "mean").copy_to_host(), f(a, b, p, "mean"))
+        for f in (nbloss.smooth_l1_loss, nbloss.huber_loss):
+            finite = np.isfinite(a - b)
+            for red in ("mean", "sum"):
+                got = f(to_device(a[finite]), to_device(b[finite]), 0.5, red, weight=to_device(w[finite]))
+                want = f(a[finite], b[finite], 0.5, red, weight=w[finite])
+                assert got.shape == () and got.dtype == dtype
+                # float64 sums of non-negative terms in two orders: a few ulps apart
+                np.testing.assert_allclose(got.copy_to_host(), want, rtol=4 * np.finfo(dtype).eps)
+
+
+def test_reductions_are_deterministic():
+    a, b = random_pair(SIZES[-1], np.float64, seed=7)
+    da, db = to_device(a), to_device(b)
+    runs = {nbloss.huber_loss_value_and_grad(da, db, 0.3, "mean")[0].copy_to_host().tobytes()
+            for _ in range(3)}
+    assert len(runs) == 1
+
+
+# -- the device API ----------------------------------------------------------------------
+
+def test_results_stay_on_the_device():
+    a, b = random_pair(SMALL, np.float32)
+    da, db = to_device(a), to_device(b)
+    for reduction, shape in (("mean", ()), ("sum", ()), ("none", (SMALL,))):
+        value, grad = nbloss.smooth_l1_loss_value_and_grad(da, db, 1.0, reduction)
+        for r in (value, grad, nbloss.huber_loss(da, db, reduction=reduction)):
+            assert getattr(r, "__cuda_ndarray__", False), type(r)
+        assert value.shape == shape and grad.shape == (SMALL,)
+    # reading a 'mean' on the host, as the README shows
+    assert float(nbloss.huber_loss(da, db).copy_to_host()) == pytest.approx(
+        float(nbloss.huber_loss(a, b)), rel=1e-6)
+
+
+def test_out_and_inputs_untouched():
+    a, b = random_pair(SMALL, np.float32, seed=10)
+    da, db = to_device(a), to_device(b)
+    out = cuda.device_array(SMALL, np.float32)
+    assert nbloss.huber_loss(da, db, 1.0, "none", out=out) is out
+    np.testing.assert_array_equal(out.copy_to_host(), nbloss.huber_loss(a, b, 1.0, "none"))
+    gout = cuda.device_array(SMALL, np.float32)
+    value, g = nbloss.smooth_l1_loss_value_and_grad(da, db, 0.5, "sum", out=gout)
+    assert g is gout and value.shape == ()
+    np.testing.assert_array_equal(gout.copy_to_host(), nbloss.smooth_l1_loss_grad(a, b, 0.5, "sum"))
+    # a broadcast input: out has its shape and receives the summed gradient
+    col = to_device(a[:5].reshape(5, 1))
+    gcol = cuda.device_array((5, 1), np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        nbloss.huber_loss_grad(col, to_device(b[:4]), 1.0, "sum", out=gcol)
+        want = nbloss.huber_loss_grad(a[:5].reshape(5, 1), b[:4], 1.0, "sum")
+    np.testing.assert_allclose(gcol.copy_to_host(), want, rtol=1e-6)
+    np.testing.assert_array_equal(da.copy_to_host(), a)
+    np.testing.assert_array_equal(db.copy_to_host(), b)
+
+
+def test_streams():
+    a, b = random_pair(SIZES[-1], np.float64, seed=12)
+    da, db = to_device(a), to_device(b)
+    stream = cuda.stream()
+    value, grad = nbloss.huber_loss_value_and_grad(da, db, 0.5, stream=stream)
+    stream.synchronize()
+    want_value, want_grad = nbloss.huber_loss_value_and_grad(a, b, 0.5)
+    np.testing.assert_allclose(value.copy_to_host(), want_value, rtol=1e-14)
+    np.testing.assert_array_equal(grad.copy_to_host(), want_grad)
+
+
+@pytest.mark.parametrize("crit_cls,param", [(nbloss.SmoothL1Loss, "beta"), (nbloss.HuberLoss, "delta")])
+@pytest.mark.parametrize("reduction", RED)
+def test_criteria(crit_cls, param, reduction):
+    rng = np.random.default_rng(11)
+    a, b = rng.standard_normal((6, 1)) * 2, rng.standard_normal(4)
+    go = 2.5 if reduction != "none" else rng.standard_normal((6, 4))
+    results = []
+    for device in (False, True):
+        crit = crit_cls(reduction=reduction, **{param: 0.6})
+        put = to_device if device else (lambda x: x)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            loss = crit(put(a), put(b))
+        results.append(to_host((loss,) + crit.backward(put(go) if np.ndim(go) else go)))
+    for got, want in zip(*results):
+        np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-300)
+
+
+def test_fvcore_drop_in():
+    from nbloss.fvcore import smooth_l1_loss
+    a, b = random_pair(SMALL, np.float32, seed=13)
+    for beta in (0.0, 1e-6, 0.5):
+        for red in RED:
+            np.testing.assert_allclose(to_host(smooth_l1_loss(to_device(a), to_device(b), beta, red)),
+                                       smooth_l1_loss(a, b, beta, red), rtol=1e-6)
+    e = to_device(np.zeros(0, np.float32))
+    assert to_host(smooth_l1_loss(e, e, 0.5, "mean")) == 0.0
+
+
+def test_errors():
+    a, b = random_pair(SMALL, np.float32, seed=14)
+    da, db = to_device(a), to_device(b)
+    with pytest.raises(TypeError, match="target is a host ndarray"):
+        nbloss.huber_loss(da, b)
+    with pytest.raises(TypeError, match="weight is a host ndarray"):
+        nbloss.huber_loss(da, db, weight=np.ones(SMALL, np.float32))
+    with pytest.raises(TypeError, match="out must be a CUDA device array"):
+        nbloss.huber_loss(da, db, reduction="none", out=np.empty(SMALL, np.float32))
+    with pytest.raises(TypeError, match="grad_output is a host ndarray"):
+        nbloss.huber_loss_backward(np.ones(SMALL, np.float32), da, db, reduction="none")
+    with pytest.raises(TypeError, match="float16 device array"):
+        nbloss.huber_loss(to_device(a.astype(np.float16)), 0.0)
+    with pytest.raises(ValueError, match="non-contiguous device array"):
+        nbloss.huber_loss(to_device(np.zeros((4, 6), np.float32)).T, 0.0)
+    with pytest.raises(ValueError, match="out shares memory with input"):
+        nbloss.huber_loss(da, db, reduction="none", out=da)
+    with pytest.raises(ValueError, match="out has shape"):
+        nbloss.huber_loss(da, db, reduction="none", out=cuda.device_array(3, np.float32))
+    with pytest.raises(TypeError, match="out has dtype"):
+        nbloss.huber_loss(da, db, reduction="none", out=cuda.device_array(SMALL, np.float64))
+    with pytest.raises(ValueError, match="do not broadcast"):
+        nbloss.huber_loss(da, to_device(np.zeros(3, np.float32)))
+    with pytest.raises(ValueError, match="delta"):
+        nbloss.huber_loss(da, db, delta=-1.0)
+    with pytest.raises(ValueError, match="reduction"):
+        nbloss.huber_loss(da, db, reduction="avg")
+    with pytest.raises(TypeError, match="stream must be"):
+        nbloss.huber_loss(da, db, stream="fast")
+    np.testing.assert_array_equal(da.copy_to_host(), a)
+

@@ -1,0 +1,70 @@
+"""Every CUDA kernel compiles to PTX for the GPUs nbloss targets, without a GPU.
+
+numba-cuda compiles through NVVM, which the ``cuda12``/``cuda13`` extras install as a
+wheel; the driver is only needed to load and launch. This catches typing errors in the
+kernels (optional None arrays, tuples of strides, the shuffle reduction) on machines with
+no GPU, where the simulator, which runs them as Python, cannot.
+"""
+
+import pytest
+
+from conftest import REQUIRE_COMPARE, run_python
+
+CODE = r"""
+import sys, types
+from numba import config, cuda
+from numba import types as T
+from numba.cuda import dispatcher
+# typing a call to a device function asks the current device for its compute capability;
+# with no GPU, answer for the target being compiled
+cc = tuple(int(c) for c in sys.argv[1].split("."))
+dispatcher.get_current_device = lambda: types.SimpleNamespace(compute_capability=cc)
+from nbloss import _cuda
+
+f32, f64, none = T.float32, T.float64, T.none
+tup = lambda n: T.UniTuple(T.int64, n)
+kernels = 0
+
+def ptx(kernel, *sig):
+    global kernels
+    code, _ = cuda.compile_ptx(kernel.py_func, sig, cc=cc)
+    kernels += 1
+    return code
+
+for kind, family in _cuda.FAMILIES.items():
+    for s in (f32, f64):
+        A = s[::1]
+        for w in (none, A):
+            for loss_out, grad_out in ((A, none), (none, A), (A, A)):
+                ptx(family.forward_none, A, A, w, s, s, s, loss_out, grad_out)
+            for grad_out in (none, A):
+                code = ptx(family.forward_partials, A, A, w, s, s, s, s, grad_out, f64[::1])
+                assert "shfl.sync.down" in code, "the block reduction does not use warp shuffles"
+                assert "atom." not in code, "a reduction must not use atomics"
+            for go in (none, A):
+                ptx(family.grad, A, A, w, go, s, s, s, A)
+            ptx(family.hess, A, A, w, s, s, s, A)
+    # mixed dtypes compute in float64
+    ptx(family.forward_none, f32[::1], f64[::1], none, f64, f64, f64, f64[::1], none)
+for s in (f32, f64):
+    A = s[::1]
+    ptx(_cuda.finish_sum, f64[::1], T.int64, f64, A)
+    ptx(_cuda.expand, A, tup(3), tup(3), A)
+    ptx(_cuda.fill, A, s)
+    ptx(_cuda.sum_to, A, tup(2), tup(2), tup(2), tup(2), T.int64, f64, A)
+    ptx(_cuda.sum_to_by_blocks, A, tup(1), tup(1), tup(3), tup(3), T.int64, f64, A)
+print("compiled", kernels)
+"""
+
+
+@pytest.mark.parametrize("cc", ["9.0", "8.0"])
+def test_every_kernel_compiles_to_ptx(cc):
+    pytest.importorskip("numba.cuda", reason="numba-cuda is not installed")
+    probe = run_python("from numba.cuda.cudadrv import nvvm\n"
+                       "try:\n    nvvm.NVVM()\n    print('yes')\nexcept Exception as e:\n    print('no', e)")
+    if not probe.startswith("yes"):
+        if REQUIRE_COMPARE:
+            raise RuntimeError(f"NBLOSS_REQUIRE_COMPARE=1 but NVVM is missing: {probe.strip()}")
+        pytest.skip(f"NVVM is not installed (pip install 'nbloss[cuda12]'): {probe.strip()}")
+    out = run_python(CODE, cc, NUMBA_ENABLE_CUDASIM=0)
+    assert int(out.split()[-1]) > 100
