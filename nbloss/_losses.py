@@ -22,8 +22,9 @@ _backends = {}
 
 
 def _backend(name):
-    """``nbloss._cpu`` or ``nbloss._device``, imported (with numba) on first use, not at
-    ``import nbloss``: CUDA loads only when a device array arrives."""
+    """``nbloss._cpu``, ``nbloss._device`` or ``nbloss._dask``, imported on first use, not
+    at ``import nbloss``: numba with the first call, CUDA only when a device array
+    arrives, Dask's layer only with a Dask array."""
     if name not in _backends:
         try:
             _backends[name] = importlib.import_module(f"nbloss.{name}")
@@ -172,11 +173,12 @@ class _Call:
         k.forward_none(self.a, self.b, self.w, self.p, self.half, buf.reshape(-1), None)
         return self.finish(buf, self.shape, out)
 
-    def grad_full(self, out=None):
-        """The gradient w.r.t. input in the broadcast shape (into ``out`` when it fits)."""
+    def grad_full(self, out=None, scale=None):
+        """The gradient w.r.t. input in the broadcast shape (into ``out`` when it fits);
+        ``scale`` replaces the reduction's factor (a Dask chunk's is the whole array's)."""
         buf = self.buffer(out, self.input_shape)
-        self.kernels.grad(self.a, self.b, self.w, self.go, self.p, self.scale, self.g0,
-                          buf.reshape(-1))
+        self.kernels.grad(self.a, self.b, self.w, self.go, self.p,
+                          self.scale if scale is None else scale, self.g0, buf.reshape(-1))
         return buf
 
     def grad(self, out=None):
@@ -218,22 +220,38 @@ class _Call:
             full = full * go
         return self.split(full)
 
-    def hess_diag(self, out=None):
+    def hess_full(self, out=None, scale=None):
         buf = self.buffer(out, self.input_shape)
-        self.kernels.hess(self.a, self.b, self.w, self.p, self.half, self.scale,
-                          buf.reshape(-1))
-        return self.finish(buf, self.input_shape, out)
+        self.kernels.hess(self.a, self.b, self.w, self.p, self.half,
+                          self.scale if scale is None else scale, buf.reshape(-1))
+        return buf
+
+    def hess_diag(self, out=None):
+        return self.finish(self.hess_full(out), self.input_shape, out)
+
+    def sum_and_grad(self, scale, with_grad):
+        """(float64 sum of the weighted losses, ``scale`` times the gradient in the
+        broadcast shape, or None) from one pass: a Dask chunk's share of a reduction."""
+        grad = np.empty(self.shape, self.dtype) if with_grad else None
+        kernel = _cpu().kernels(self.kind, self.n, fused=with_grad).forward_sum
+        total = kernel(self.a, self.b, self.w, self.p, self.half, scale,
+                       None if grad is None else grad.reshape(-1))
+        return total, grad
 
 
 # -- the kinds and their parameters ------------------------------------------------------
 
 def new_call(input, target, loss, param, reduction, weight=None, stream=None, **kw):
     """The call's arguments on the backend the data lives on: ``_Call`` for host data,
-    ``_device.DeviceCall`` when any operand is a CUDA device array."""
-    if not (type(input) is np.ndarray and type(target) is np.ndarray) and any(
-            v.is_device_array(op) for op in (input, target, weight)):
-        return _backend("_device").DeviceCall(input, target, loss, param, reduction, weight,
+    ``_dask.DaskCall`` when any operand is a Dask array, ``_device.DeviceCall`` when any
+    is a CUDA device array."""
+    if not (type(input) is np.ndarray and type(target) is np.ndarray):
+        if any(v.is_dask_array(op) for op in (input, target, weight)):
+            return _backend("_dask").DaskCall(input, target, loss, param, reduction, weight,
                                               stream=stream, **kw)
+        if any(v.is_device_array(op) for op in (input, target, weight)):
+            return _backend("_device").DeviceCall(input, target, loss, param, reduction,
+                                                  weight, stream=stream, **kw)
     if stream is not None:
         raise ValueError("stream= is only for CUDA device arrays; these operands are host data")
     return _Call(input, target, loss, param, reduction, weight, **kw)

@@ -99,6 +99,12 @@ def is_device_array(obj):
     return hasattr(obj, "__cuda_array_interface__") or getattr(obj, "__cuda_ndarray__", False) is True
 
 
+def is_dask_array(obj):
+    """A Dask array; without importing dask (if dask.array is not loaded, obj is none)."""
+    dask_array = sys.modules.get("dask.array")
+    return dask_array is not None and isinstance(obj, dask_array.Array)
+
+
 class Operand:
     """One array argument: the array, and what ``np.result_type`` should see (a Python
     scalar stays a weak scalar, as in NumPy: float32 array - 1.0 is float32)."""

@@ -1,0 +1,163 @@
+"""Dask arrays: every function lazily, chunk by chunk, against the in-memory results; one
+fused task per chunk; chunk alignment; errors at compute(); the cluster example."""
+
+import importlib.util
+import pathlib
+import warnings
+
+import numpy as np
+import pytest
+
+import nbloss
+from conftest import random_pair, require
+
+da = require("dask.array")
+dask = require("dask")
+
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+RED = ["none", "mean", "sum"]
+FUNCS = {
+    "smooth_l1": (nbloss.smooth_l1_loss, nbloss.smooth_l1_loss_grad,
+                  nbloss.smooth_l1_loss_value_and_grad, nbloss.smooth_l1_loss_backward,
+                  nbloss.smooth_l1_loss_hess_diag),
+    "huber": (nbloss.huber_loss, nbloss.huber_loss_grad, nbloss.huber_loss_value_and_grad,
+              nbloss.huber_loss_backward, nbloss.huber_loss_hess_diag),
+}
+
+
+def assert_same(lazy, eager, reduction, exact_sum=False):
+    assert isinstance(lazy, da.Array)
+    got = lazy.compute()
+    assert got.shape == np.shape(eager) and got.dtype == np.asarray(eager).dtype
+    if reduction == "none" or exact_sum:
+        np.testing.assert_array_equal(got, eager)
+    else:  # float64 partial sums per chunk, then Dask's tree: rounding of the float64 sum
+        np.testing.assert_allclose(got, eager, rtol=1e-14 if got.dtype == np.float64 else 1.2e-7)
+
+
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduction", RED)
+def test_every_function_matches_in_memory(name, dtype, reduction):
+    loss_fn, grad_fn, vg_fn, bw_fn, hess_fn = FUNCS[name]
+    a, b = random_pair(10_000, dtype, seed=1)
+    a, b = a.reshape(2500, 4), b.reshape(2500, 4)
+    A, B = da.from_array(a, chunks=(700, 4)), da.from_array(b, chunks=(700, 4))
+    w = np.random.default_rng(2).random(4).astype(dtype)
+    for p in (1.0, 0.5):
+        loss = loss_fn(A, B, p, reduction)
+        assert loss.chunks == (A.chunks if reduction == "none" else ())
+        assert_same(loss, loss_fn(a, b, p, reduction), reduction)
+        assert_same(loss_fn(A, B, p, reduction, weight=w), loss_fn(a, b, p, reduction, weight=w), reduction)
+        # gradients are elementwise: the in-memory bits, chunk by chunk
+        assert_same(grad_fn(A, B, p, reduction), grad_fn(a, b, p, reduction), "none")
+        assert_same(hess_fn(A, B, p, reduction), hess_fn(a, b, p, reduction), "none")
+        value, grad = vg_fn(A, B, p, reduction)
+        want_value, want_grad = vg_fn(a, b, p, reduction)
+        assert_same(value, want_value, reduction)
+        assert_same(grad, want_grad, "none")
+        go = 2.0 if reduction != "none" else np.full(a.shape, 2.0, dtype)
+        for lazy, eager in zip(bw_fn(go, A, B, p, reduction), bw_fn(go, a, b, p, reduction)):
+            assert_same(lazy, eager, "none")
+
+
+def test_one_chunk_is_bit_identical_and_scalars_broadcast():
+    a, b = random_pair(50_001, np.float64, seed=3)
+    A = da.from_array(a, chunks=a.shape)
+    assert_same(nbloss.huber_loss(A, b, 0.7, "mean"), nbloss.huber_loss(a, b, 0.7, "mean"), "mean",
+                exact_sum=True)
+    assert_same(nbloss.huber_loss(A, 0.25, 0.7, "sum"), nbloss.huber_loss(a, 0.25, 0.7, "sum"), "sum",
+                exact_sum=True)
+
+
+def test_broadcast_operands_and_criteria():
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((600, 1)), rng.standard_normal(5)
+    A = da.from_array(a, chunks=(250, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for lazy, eager in zip(nbloss.smooth_l1_loss_backward(1.0, A, b, 0.5, "mean"),
+                               nbloss.smooth_l1_loss_backward(1.0, a, b, 0.5, "mean")):
+            np.testing.assert_allclose(lazy.compute(), eager, rtol=1e-13)
+        crit, ref_crit = nbloss.HuberLoss(delta=0.5), nbloss.HuberLoss(delta=0.5)
+        np.testing.assert_allclose(crit(A, b).compute(), ref_crit(a, b), rtol=1e-14)
+    for lazy, eager in zip(crit.backward(3.0), ref_crit.backward(3.0)):
+        np.testing.assert_allclose(lazy.compute(), eager, rtol=1e-13)
+
+
+def test_value_and_grad_runs_one_task_per_chunk(monkeypatch):
+    from nbloss import _dask
+
+    calls = []
+    fused = _dask._chunk_fused
+    monkeypatch.setattr(_dask, "_chunk_fused", lambda *a, **k: calls.append(1) or fused(*a, **k))
+    a, b = random_pair(10_000, np.float32, seed=5)
+    A, B = da.from_array(a, chunks=1000), da.from_array(b, chunks=1000)
+    value, grad = nbloss.smooth_l1_loss_value_and_grad(A, B, 1.0, "mean")
+    value, grad = dask.compute(value, grad, scheduler="sync")
+    assert len(calls) == A.numblocks[0] == 10
+    np.testing.assert_array_equal(grad, nbloss.smooth_l1_loss_grad(a, b))
+
+
+def test_mismatched_chunks_are_rechunked_with_a_warning():
+    a, b = random_pair(1000, np.float64, seed=6)
+    A, B = da.from_array(a, chunks=300), da.from_array(b, chunks=250)
+    with pytest.warns(UserWarning, match="target's chunks differ .* rechunked"):
+        loss = nbloss.huber_loss(A, B, reduction="none")
+    assert loss.chunks == A.chunks
+    np.testing.assert_array_equal(loss.compute(), nbloss.huber_loss(a, b, reduction="none"))
+
+
+def test_errors_are_raised_early_or_at_compute():
+    a = da.from_array(np.ones(10, np.float32), chunks=5)
+    with pytest.raises(TypeError, match="input must be a float16, float32 or float64 array"):
+        nbloss.huber_loss(a.astype(np.int64), 0.0)
+    with pytest.raises(ValueError, match="do not broadcast"):
+        nbloss.huber_loss(a, np.zeros(3))
+    with pytest.raises(ValueError, match="delta"):
+        nbloss.huber_loss(a, a, delta=-1.0)
+    with pytest.raises(ValueError, match="out= is not supported for Dask arrays"):
+        nbloss.huber_loss(a, a, reduction="none", out=np.empty(10, np.float32))
+    # a chunk that is not what its array claims: the kernel's check fails inside the task
+    lying = a.map_blocks(lambda x: x.astype(np.int64), dtype=np.float32)
+    loss = nbloss.huber_loss(lying, 0.0, reduction="sum")
+    with pytest.raises(TypeError, match="got dtype int64"):
+        loss.compute()
+
+
+def test_import_does_not_import_dask():
+    from conftest import run_python
+    out = run_python("import sys, numpy as np, nbloss\n"
+                     "nbloss.huber_loss(np.ones(3), np.zeros(3))\n"
+                     "print('dask' in sys.modules)")
+    assert out.strip() == "False"
+
+
+def load_example():
+    spec = importlib.util.spec_from_file_location("dask_regression", EXAMPLES / "dask_regression.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cluster_example_matches_the_in_memory_fit():
+    """2 worker processes on 127.0.0.1: the fit equals the in-memory one, and a failing
+    task on a worker surfaces at compute() with its cause."""
+    require("distributed")
+    example = load_example()
+    import io
+    out = io.StringIO()
+    w_memory, w_cluster, _ = example.main(rows=20_000, workers=2, chunks=4, out=out)
+    np.testing.assert_allclose(w_cluster, w_memory, rtol=0, atol=1e-9)
+    assert "2 workers" in out.getvalue()
+
+    cluster, client = example.local_cluster(2)
+    try:
+        assert all(addr.startswith("tcp://127.0.0.1:") for addr in client.scheduler_info()["workers"])
+        a = da.from_array(np.ones(10, np.float32), chunks=5)
+        lying = a.map_blocks(lambda x: x.astype(np.int64), dtype=np.float32)
+        with pytest.raises(TypeError, match="got dtype int64"):
+            client.compute(nbloss.huber_loss(lying, 0.0, reduction="sum")).result()
+    finally:
+        client.close()
+        cluster.close()
