@@ -57,11 +57,16 @@ def local_cluster(workers=2):
 
 
 def shard(A, y, client, chunks):
-    """A and y split by rows into ``chunks`` pieces, held in the workers' memory."""
+    """A and y split by rows into ``chunks`` pieces, sent once to the workers' memory
+    (as futures: a graph that embedded the arrays would ship them again with every step)."""
     rows = -(-A.shape[0] // chunks)
-    A_d = da.from_array(A, chunks=(rows, A.shape[1]))
-    y_d = da.from_array(y, chunks=rows)
-    A_d, y_d = client.persist([A_d, y_d])
+    starts = range(0, A.shape[0], rows)
+    pieces_A = client.scatter([A[i:i + rows] for i in starts])
+    pieces_y = client.scatter([y[i:i + rows] for i in starts])
+    A_d = da.concatenate([da.from_delayed(f, shape=(min(rows, A.shape[0] - i), A.shape[1]),
+                                          dtype=A.dtype) for f, i in zip(pieces_A, starts)])
+    y_d = da.concatenate([da.from_delayed(f, shape=(min(rows, y.shape[0] - i),), dtype=y.dtype)
+                          for f, i in zip(pieces_y, starts)])
     return A_d, y_d
 
 

@@ -42,3 +42,16 @@ def test_readme_usage_snippets_are_the_examples_code():
         assert fn + snippet in example
     train = "def train(" + readme.split("```python\ndef train(", 1)[1].split("```", 1)[0]
     assert train in (ROOT / "examples" / "mlp_numpy.py").read_text()
+
+
+def test_readme_dask_snippet_is_the_examples_code():
+    section = (ROOT / "README.md").read_text().split("## Scale out with Dask", 1)[1]
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert snippet in (ROOT / "examples" / "dask_regression.py").read_text()
+
+
+def test_gpu_jobs_are_scripted():
+    script = (ROOT / "benchmarks" / "gpu.sh").read_text()
+    readme = (ROOT / "README.md").read_text()
+    for job in ("test", "bench"):
+        assert f"bash benchmarks/gpu.sh {job}" in readme and f"  {job})" in script

@@ -278,3 +278,71 @@ def test_errors():
         nbloss.huber_loss(da, db, stream="fast")
     np.testing.assert_array_equal(da.copy_to_host(), a)
 
+
+
+# -- on a real GPU: torch CUDA tensors and CuPy arrays, zero copy -----------------------
+
+def gpu_library(name):
+    if SIMULATOR:
+        pytest.skip(f"{name} needs a real GPU (the simulator cannot export its arrays)")
+    module = pytest.importorskip(name)
+    if name == "torch" and not module.cuda.is_available():
+        pytest.skip("torch has no CUDA here")
+    return module
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("reduction", RED)
+def test_torch_cuda_tensors_and_parity(dtype, reduction):
+    """torch CUDA tensors in (zero copy); values and gradients as torch CUDA's, within an
+    ulp elementwise (torch's kernels may contract into FMAs; nbloss's never do)."""
+    torch = gpu_library("torch")
+    F = torch.nn.functional
+    a, b = random_pair(1_000_003, np.dtype(dtype), seed=21)
+    ta = torch.as_tensor(a, device="cuda").requires_grad_()
+    tb = torch.as_tensor(b, device="cuda")
+    for p in (1.0, 0.5):
+        ta.grad = None
+        want = F.smooth_l1_loss(ta, tb, beta=p, reduction=reduction)
+        want.backward(torch.ones_like(want))
+        value, grad = nbloss.smooth_l1_loss_value_and_grad(ta.detach(), tb, p, reduction)
+        eps = np.finfo(dtype).eps
+        if reduction == "none":
+            np.testing.assert_array_max_ulp(value.copy_to_host(), want.detach().cpu().numpy(), maxulp=1)
+        else:
+            np.testing.assert_allclose(value.copy_to_host(), want.item(), rtol=16 * eps)
+        np.testing.assert_array_max_ulp(grad.copy_to_host(), ta.grad.cpu().numpy(), maxulp=1)
+        # results wrap back into torch without a copy
+        assert torch.as_tensor(grad, device="cuda").data_ptr() == grad.device_ctypes_pointer.value
+
+
+def test_cupy_arrays_and_stream():
+    cp = gpu_library("cupy")
+    a, b = random_pair(1_000_003, np.float32, seed=22)
+    ca, cb = cp.asarray(a), cp.asarray(b)
+    stream = cp.cuda.Stream(non_blocking=True)
+    with stream:
+        value, grad = nbloss.huber_loss_value_and_grad(ca, cb, 0.5, stream=stream)
+    stream.synchronize()
+    want_value, want_grad = nbloss.huber_loss_value_and_grad(a, b, 0.5)
+    np.testing.assert_array_equal(cp.asnumpy(cp.asarray(grad)), want_grad)
+    np.testing.assert_allclose(float(cp.asarray(value)), want_value, rtol=1e-6)
+
+
+def test_cupy_robust_regression_example():
+    """examples/robust_regression_cupy.py: the GPU fit lands on the CPU fit."""
+    gpu_library("cupy")
+    import importlib.util
+    import pathlib
+    import sys
+    examples = pathlib.Path(__file__).resolve().parents[2] / "examples"
+    sys.path.insert(0, str(examples))
+    try:
+        spec = importlib.util.spec_from_file_location("robust_regression_cupy",
+                                                      examples / "robust_regression_cupy.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        w_gpu, w_cpu = module.main(n=20_000)
+    finally:
+        sys.path.remove(str(examples))
+    np.testing.assert_allclose(w_gpu, w_cpu, rtol=0, atol=1e-8)
