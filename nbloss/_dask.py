@@ -89,6 +89,10 @@ class DaskCall:
     def _dtype_source(x, name):
         """What ``np.result_type`` should see for operand ``x`` (validated like on the CPU)."""
         if is_dask_array(x):
+            if type(x._meta) is not np.ndarray:
+                raise TypeError(f"{name} is a Dask array of {type(x._meta).__module__}."
+                                f"{type(x._meta).__name__} chunks; nbloss takes Dask arrays of "
+                                "NumPy chunks (for CuPy data, call nbloss on the CuPy arrays)")
             if x.dtype not in v.FLOAT_DTYPES:
                 raise TypeError(f"{name} must be a float16, float32 or float64 array, got dtype {x.dtype}")
             op = v.Operand(np.empty(0, x.dtype), name)

@@ -116,6 +116,9 @@ def test_errors_are_raised_early_or_at_compute():
         nbloss.huber_loss(a, np.zeros(3))
     with pytest.raises(ValueError, match="delta"):
         nbloss.huber_loss(a, a, delta=-1.0)
+    sparse_like = a.map_blocks(lambda x: x, meta=np.ma.masked_array(np.empty(0, np.float32)))
+    with pytest.raises(TypeError, match="nbloss takes Dask arrays of NumPy chunks"):
+        nbloss.huber_loss(sparse_like, 0.0)
     with pytest.raises(ValueError, match="out= is not supported for Dask arrays"):
         nbloss.huber_loss(a, a, reduction="none", out=np.empty(10, np.float32))
     # a chunk that is not what its array claims: the kernel's check fails inside the task
