@@ -19,10 +19,16 @@ import dask.array as da
 import numpy as np
 
 from . import _validate as v
+from ._losses import CallBase
 
 
 def is_dask_array(obj):
     return isinstance(obj, da.Array)
+
+
+def _no_out(out):
+    if out is not None:
+        raise ValueError("out= is not supported for Dask arrays (results are lazy)")
 
 
 def _finish(total, n, reduction, out_dtype):
@@ -53,7 +59,7 @@ def _chunk_fused(a, b, w, *, spec, scale, with_grad):
     return _chunk_call(a, b, w, None, spec).sum_and_grad(scale, with_grad)
 
 
-class DaskCall:
+class DaskCall(CallBase):
     """One call's arguments as aligned Dask arrays; the same operations and results as
     ``_losses._Call``, as lazy Dask arrays."""
 
@@ -128,14 +134,6 @@ class DaskCall:
 
     # -- building blocks ---------------------------------------------------------------
 
-    @property
-    def scale(self):
-        """The reduction's factor on each element's gradient: 1/N for 'mean', with N the
-        whole array's element count (each chunk's call would use its own)."""
-        if self.reduction == "mean" and self.n:
-            return self.dtype.type(1.0 / self.n)
-        return self.dtype.type(1)
-
     def _operands(self):
         """The aligned operands for ``da.map_blocks``: numbers go in by keyword."""
         arrays, names = [], []
@@ -185,59 +183,32 @@ class DaskCall:
                                  meta=np.empty((0,) * ndim, self.dtype))
         return value, grad
 
-    def finish(self, full, shape, negate=False):
+    def finish(self, full, shape, out=None, negate=False):
         """The broadcast-shape ``full`` summed back to ``shape`` and cast to the result dtype."""
-        shape = tuple(shape)
-        if full.shape != shape:
-            lead = full.ndim - len(shape)
-            axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(shape)
-                                              if d == 1 and full.shape[lead + i] != 1)
-            full = full.sum(axis=axes, keepdims=True).reshape(shape) if axes else full.reshape(shape)
+        _no_out(out)
+        full = v.sum_to_shape(full, shape)
         if negate:
             full = -full
         return full.astype(self.out_dtype, copy=False)
 
-    # -- operations --------------------------------------------------------------------
+    # -- operations (``scale`` is the whole array's: each chunk's call would use its own)
 
     def loss(self, out=None):
-        if out is not None:
-            raise ValueError("out= is not supported for Dask arrays (results are lazy)")
+        _no_out(out)
         if self.reduction == "none":
             return self._elementwise("loss")
         return self._fused(with_grad=False)[0]
 
     def grad_full(self, out=None):
+        _no_out(out)
         return self._elementwise("grad", self.scale)
 
-    def grad(self, out=None):
-        if out is not None:
-            raise ValueError("out= is not supported for Dask arrays (results are lazy)")
-        return self.finish(self.grad_full(), self.input_shape)
+    def hess_full(self, out=None):
+        _no_out(out)
+        return self._elementwise("hess", self.scale)
 
     def value_and_grad_full(self, out=None):
-        if out is not None:
-            raise ValueError("out= is not supported for Dask arrays (results are lazy)")
+        _no_out(out)
         if self.reduction == "none":
             return self._elementwise("loss"), self._elementwise("grad", self.scale)
         return self._fused(with_grad=True)
-
-    def value_and_grad(self, out=None):
-        value, full = self.value_and_grad_full(out)
-        return value, self.finish(full, self.input_shape)
-
-    def split(self, full):
-        return self.finish(full, self.input_shape), self.finish(full, self.target_shape, negate=True)
-
-    def backward(self):
-        return self.split(self.grad_full())
-
-    def backward_from(self, full, grad_output):
-        if not is_dask_array(grad_output) and np.ndim(grad_output) == 0 and grad_output == 1:
-            return self.split(full)
-        self._upstream(grad_output)
-        return self.backward()
-
-    def hess_diag(self, out=None):
-        if out is not None:
-            raise ValueError("out= is not supported for Dask arrays (results are lazy)")
-        return self.finish(self._elementwise("hess", self.scale), self.input_shape)

@@ -14,7 +14,7 @@ from numba import cuda
 
 from . import _cuda
 from . import _validate as v
-from ._losses import _parameters
+from ._losses import CallBase, _parameters
 
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -101,7 +101,7 @@ class _Operand:
         return self.array is None
 
 
-class DeviceCall:
+class DeviceCall(CallBase):
     """One call's arguments on the device: checked, broadcast and flattened for the
     ``_cuda`` kernels; the same operations and results as ``_losses._Call``."""
 
@@ -200,12 +200,6 @@ class DeviceCall:
 
     # -- results -------------------------------------------------------------------------
 
-    @property
-    def scale(self):
-        if self.reduction == "mean" and self.n:
-            return self.dtype.type(1.0 / self.n)
-        return self.dtype.type(1)
-
     def _reduced(self, grad_out):
         """The 'mean'/'sum' as a 0-d device array, writing grad_out in the same pass."""
         nblocks = _cuda.blocks(self.n)
@@ -226,10 +220,10 @@ class DeviceCall:
                 return out
         return self._empty(self.shape, self.dtype)
 
-    def finish(self, full, shape, out, sign=1.0):
-        """``sign`` times ``full`` summed back to ``shape``, into ``out`` if given."""
+    def finish(self, full, shape, out, negate=False):
+        """``full`` summed back to ``shape`` (and negated), into ``out`` if given."""
         shape = tuple(shape)
-        if shape == self.shape and sign == 1.0:
+        if shape == self.shape and not negate:
             return full
         result = self._empty(shape, self.out_dtype) if out is None else out
         lead = len(self.shape) - len(shape)
@@ -247,7 +241,7 @@ class DeviceCall:
             full.reshape(full.size),
             (1,) + tuple(self.shape[k] for k in kept), (0,) + tuple(strides[k] for k in kept),
             (1,) + tuple(self.shape[k] for k in summed), (0,) + tuple(strides[k] for k in summed),
-            count, sign, result.reshape(result.size))
+            count, -1.0 if negate else 1.0, result.reshape(result.size))
         return result
 
     # -- operations ----------------------------------------------------------------------
@@ -268,9 +262,6 @@ class DeviceCall:
             self.a, self.b, self.w, self.go, self.p, self.scale, self.g0, buf.reshape(self.n))
         return buf
 
-    def grad(self, out=None):
-        return self.finish(self.grad_full(out), self.input_shape, out)
-
     def value_and_grad_full(self, out=None):
         gbuf = self._buffer(out, self.input_shape)
         if self.reduction == "none":
@@ -282,27 +273,8 @@ class DeviceCall:
             value = self._reduced(gbuf.reshape(self.n))
         return value, gbuf
 
-    def value_and_grad(self, out=None):
-        value, full = self.value_and_grad_full(out)
-        return value, self.finish(full, self.input_shape, out)
-
-    def split(self, full):
-        return (self.finish(full, self.input_shape, None),
-                self.finish(full, self.target_shape, None, sign=-1.0))
-
-    def backward(self):
-        return self.split(self.grad_full())
-
-    def backward_from(self, full, grad_output):
-        """The criterion's backward: ``full`` is the gradient saved by the forward; any
-        other upstream gradient than 1 recomputes it from the inputs with that factor."""
-        if not v.is_device_array(grad_output) and np.ndim(grad_output) == 0 and grad_output == 1:
-            return self.split(full)
-        self._upstream(grad_output)
-        return self.backward()
-
-    def hess_diag(self, out=None):
+    def hess_full(self, out=None):
         buf = self._buffer(out, self.input_shape)
         self._launch(self.kernels.hess, self.n)(
             self.a, self.b, self.w, self.p, self.half, self.scale, buf.reshape(self.n))
-        return self.finish(buf, self.input_shape, out)
+        return buf

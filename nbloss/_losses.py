@@ -12,6 +12,7 @@ Formulas (x = input - target, z = |x|, N = the broadcast element count):
 
 import functools
 import importlib
+import numbers
 
 import numpy as np
 
@@ -60,7 +61,50 @@ def _parameters(loss, param, dtype):
     return kind, dtype.type(param), dtype.type(0.5), dtype.type(1)
 
 
-class _Call:
+class CallBase:
+    """What every backend's call (host ``_Call``, ``_device.DeviceCall``,
+    ``_dask.DaskCall``) derives from its own ``grad_full``, ``hess_full``,
+    ``value_and_grad_full`` and ``finish(full, shape, out, negate)``."""
+
+    __slots__ = ()
+
+    @property
+    def scale(self):
+        """The reduction's factor on each element's gradient: 1/N for 'mean', else 1."""
+        if self.reduction == "mean" and self.n:
+            return self.dtype.type(1.0 / self.n)
+        return self.dtype.type(1)
+
+    def grad(self, out=None):
+        return self.finish(self.grad_full(out), self.input_shape, out)
+
+    def value_and_grad(self, out=None):
+        value, full = self.value_and_grad_full(out)
+        return value, self.finish(full, self.input_shape, out)
+
+    def split(self, full):
+        """(grad_input, grad_target) from the gradient w.r.t. input in the broadcast
+        shape: each summed to its operand's shape, the target's negated."""
+        return (self.finish(full, self.input_shape, None),
+                self.finish(full, self.target_shape, None, negate=True))
+
+    def backward(self):
+        return self.split(self.grad_full())
+
+    def hess_diag(self, out=None):
+        return self.finish(self.hess_full(out), self.input_shape, out)
+
+    def backward_from(self, full, grad_output):
+        """The criterion's backward: ``full`` is the gradient saved by the forward; any
+        other upstream gradient than the number 1 recomputes it from the inputs with that
+        factor (``_upstream``)."""
+        if isinstance(grad_output, (numbers.Real, np.generic)) and grad_output == 1:
+            return self.split(full)
+        self._upstream(grad_output)
+        return self.backward()
+
+
+class _Call(CallBase):
     """One call's arguments, checked, broadcast and flattened for the kernels.
 
     ``loss`` is 'smooth_l1', 'huber' or 'l1' and ``param`` its beta or delta, already
@@ -125,13 +169,6 @@ class _Call:
 
     # -- results -------------------------------------------------------------------------
 
-    @property
-    def scale(self):
-        """The reduction's factor on each element's gradient: 1/N for 'mean', else 1."""
-        if self.reduction == "mean" and self.n:
-            return self.dtype.type(1.0 / self.n)
-        return self.dtype.type(1)
-
     def reduced(self, total):
         if self.reduction == "mean":
             total = total / self.n if self.n else np.nan
@@ -181,9 +218,6 @@ class _Call:
                           self.scale if scale is None else scale, self.g0, buf.reshape(-1))
         return buf
 
-    def grad(self, out=None):
-        return self.finish(self.grad_full(out), self.input_shape, out)
-
     def value_and_grad_full(self, out=None):
         """(loss, gradient w.r.t. input in the broadcast shape) from one fused kernel."""
         k = self.kernels
@@ -199,19 +233,6 @@ class _Call:
                                        gbuf.reshape(-1)))
         return value, gbuf
 
-    def value_and_grad(self, out=None):
-        value, full = self.value_and_grad_full(out)
-        return value, self.finish(full, self.input_shape, out)
-
-    def split(self, full):
-        """(grad_input, grad_target) from the gradient w.r.t. input in the broadcast
-        shape: each summed to its operand's shape, the target's negated."""
-        return (self.finish(full, self.input_shape, None),
-                self.finish(full, self.target_shape, None, negate=True))
-
-    def backward(self):
-        return self.split(self.grad_full())
-
     def backward_from(self, full, grad_output):
         """The criterion's backward: ``full`` is the gradient saved by the forward, times
         the upstream gradient, split between input and target."""
@@ -225,9 +246,6 @@ class _Call:
         self.kernels.hess(self.a, self.b, self.w, self.p, self.half,
                           self.scale if scale is None else scale, buf.reshape(-1))
         return buf
-
-    def hess_diag(self, out=None):
-        return self.finish(self.hess_full(out), self.input_shape, out)
 
     def sum_and_grad(self, scale, with_grad):
         """(float64 sum of the weighted losses, ``scale`` times the gradient in the
