@@ -10,6 +10,7 @@ gradient come from one nbloss task, and only d + 1 numbers per chunk travel back
 """
 
 import argparse
+import pathlib
 import sys
 import time
 
@@ -20,16 +21,8 @@ from scipy.optimize import minimize
 
 import nbloss
 
-
-def make_data(n, n_features=8, outlier_fraction=0.1, seed=0):
-    """y = A @ w_true + noise with gross outliers; A has a column of ones."""
-    rng = np.random.default_rng(seed)
-    A = np.column_stack([rng.standard_normal((n, n_features)), np.ones(n)])
-    w_true = rng.uniform(-3, 3, n_features + 1)
-    y = A @ w_true + rng.normal(0, 0.5, n)
-    outliers = rng.random(n) < outlier_fraction
-    y[outliers] += rng.choice([-1, 1], outliers.sum()) * rng.uniform(10, 40, outliers.sum())
-    return A, y, w_true
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from robust_regression import make_data  # noqa: E402  (the same data as the in-memory example)
 
 
 def objective(A, y, delta):
@@ -73,7 +66,7 @@ def shard(A, y, client, chunks):
 def main(rows=200_000, delta=1.0, workers=2, chunks=8, repeats=1, seed=0, out=sys.stdout):
     """Fit in memory and on a local cluster; print both and the times. Returns
     (w_memory, w_cluster, timings in seconds)."""
-    A, y, w_true = make_data(rows, seed=seed)
+    A, y, w_true = make_data(rows, n_features=8, outlier_fraction=0.1, seed=seed)
     timings = {}
     t = time.perf_counter()
     for _ in range(repeats):

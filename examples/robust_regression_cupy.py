@@ -7,12 +7,16 @@ nbloss takes the CuPy arrays without a copy and runs its CUDA kernels; ``A @ w``
     python examples/robust_regression_cupy.py       # needs a CUDA GPU and CuPy
 """
 
+import pathlib
 import sys
 
 import numpy as np
 from scipy.optimize import minimize
 
 import nbloss
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from robust_regression import fit_lbfgs, make_data  # noqa: E402  (the CPU fit, the same data)
 
 
 def objective(A, y, delta):
@@ -34,8 +38,6 @@ def fit(A, y, delta, gtol=1e-10):
 def main(n=100_000, delta=1.0, seed=0):
     import cupy as cp
 
-    from robust_regression import fit_lbfgs, make_data
-
     A, y, w_true = make_data(n=n, seed=seed)
     w_gpu, result = fit(cp.asarray(A), cp.asarray(y), delta)
     w_cpu, _ = fit_lbfgs(A, y, delta)
@@ -46,5 +48,4 @@ def main(n=100_000, delta=1.0, seed=0):
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, __file__.rsplit("/", 1)[0])
     main()

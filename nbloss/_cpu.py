@@ -20,9 +20,7 @@ Each kernel is compiled twice: threaded (``prange``) and serial (the same code w
 ``prange`` acting as ``range``), and the size picks one (:func:`kernels`).
 """
 
-import inspect
 import types
-import zlib
 from typing import NamedTuple
 
 from . import _tbb
@@ -54,11 +52,6 @@ dloss = element.dloss
 forward_at = element.forward_at
 grad_at = element.grad_at
 hess_at = element.hess_at
-
-# numba's disk cache is invalidated when a kernel's own file changes, not when a
-# function it calls from another file does: a stamp of _math.py in each kernel's
-# closure makes an edit there invalidate the kernels too.
-_MATH_STAMP = zlib.crc32(inspect.getsource(_math).encode())
 
 
 @njit(**_OPTIONS)
@@ -127,7 +120,7 @@ def _family(kind):
     them (numba freezes closure variables), so the branches on the kind fold away.
     Optional arrays (``w``, ``go``, ``loss_out``, ``grad_out``) may be None: numba
     compiles that variant with the branch removed."""
-    spec = (kind, _MATH_STAMP)
+    spec = (kind, element.stamp)
 
     def forward_none(a, b, w, p, half, loss_out, grad_out):
         """loss_out = w * loss(a - b) and/or grad_out = w * dloss(a - b), one pass"""

@@ -14,9 +14,7 @@ and a second kernel sums the partials in the same fixed way. No float atomics: t
 input gives the same bits on every run and every GPU.
 """
 
-import inspect
 import math
-import zlib
 
 from numba import config, cuda, float64
 
@@ -40,9 +38,6 @@ dloss = element.dloss
 forward_at = element.forward_at
 grad_at = element.grad_at
 hess_at = element.hess_at
-
-# the disk cache does not see edits of _math.py: a stamp in each kernel's closure does
-_MATH_STAMP = zlib.crc32(inspect.getsource(_math).encode())
 
 
 def blocks(n):
@@ -177,7 +172,7 @@ class Kernels:
     """One loss kind's kernels (the ``_cpu.Kernels`` of CUDA)."""
 
     def __init__(self, kind):
-        spec = (kind, _MATH_STAMP)  # a compile-time constant of every kernel below
+        spec = (kind, element.stamp)  # compile-time constants of every kernel below
 
         def forward_none(a, b, w, p, half, half_p, loss_out, grad_out):
             """loss_out = w * loss(a - b) and/or grad_out = w * dloss(a - b), one pass"""

@@ -22,7 +22,10 @@ so that results in the same dtype agree with torch's to the bit. ``half`` is 0.5
 numba types a bare ``0.5`` literal as float64, which would promote float32 math.
 """
 
+import inspect
+import sys
 import types
+import zlib
 
 SMOOTH_L1 = 0
 HUBER = 1
@@ -120,9 +123,14 @@ ELEMENT_FUNCTIONS = ("loss", "dloss", "d2loss", "forward_at", "grad_at", "hess_a
 def compile_for(jit):
     """This module's element functions compiled by ``jit`` (``numba.njit(...)`` or
     ``cuda.jit(device=True)``), as a namespace: each compiled function calls the compiled
-    versions of the others, through a copy of the module's globals."""
+    versions of the others, through a copy of the module's globals.
+
+    ``stamp`` is a checksum of this file. numba's disk cache is invalidated when a
+    kernel's own file changes, not when a function it calls from another file does: the
+    backends put the stamp in each kernel's closure, so an edit here recompiles them."""
     namespace = dict(globals())
     for name in ELEMENT_FUNCTIONS:
         fn = namespace[name]
         namespace[name] = jit(types.FunctionType(fn.__code__, namespace, name, fn.__defaults__))
-    return types.SimpleNamespace(**{name: namespace[name] for name in ELEMENT_FUNCTIONS})
+    stamp = zlib.crc32(inspect.getsource(sys.modules[__name__]).encode())
+    return types.SimpleNamespace(stamp=stamp, **{name: namespace[name] for name in ELEMENT_FUNCTIONS})

@@ -10,19 +10,13 @@ import pytest
 
 import nbloss
 from conftest import random_pair, require
+from test_reference import FUNCS
 
 da = require("dask.array")
 dask = require("dask")
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 RED = ["none", "mean", "sum"]
-FUNCS = {
-    "smooth_l1": (nbloss.smooth_l1_loss, nbloss.smooth_l1_loss_grad,
-                  nbloss.smooth_l1_loss_value_and_grad, nbloss.smooth_l1_loss_backward,
-                  nbloss.smooth_l1_loss_hess_diag),
-    "huber": (nbloss.huber_loss, nbloss.huber_loss_grad, nbloss.huber_loss_value_and_grad,
-              nbloss.huber_loss_backward, nbloss.huber_loss_hess_diag),
-}
 
 
 def assert_same(lazy, eager, reduction, exact_sum=False):

@@ -334,15 +334,9 @@ def test_cupy_robust_regression_example():
     gpu_library("cupy")
     import importlib.util
     import pathlib
-    import sys
-    examples = pathlib.Path(__file__).resolve().parents[2] / "examples"
-    sys.path.insert(0, str(examples))
-    try:
-        spec = importlib.util.spec_from_file_location("robust_regression_cupy",
-                                                      examples / "robust_regression_cupy.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        w_gpu, w_cpu = module.main(n=20_000)
-    finally:
-        sys.path.remove(str(examples))
+    path = pathlib.Path(__file__).resolve().parents[2] / "examples" / "robust_regression_cupy.py"
+    spec = importlib.util.spec_from_file_location("robust_regression_cupy", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    w_gpu, w_cpu = module.main(n=20_000)
     np.testing.assert_allclose(w_gpu, w_cpu, rtol=0, atol=1e-8)
