@@ -22,10 +22,6 @@ from . import _validate as v
 from ._losses import CallBase
 
 
-def is_dask_array(obj):
-    return isinstance(obj, da.Array)
-
-
 def _no_out(out):
     if out is not None:
         raise ValueError("out= is not supported for Dask arrays (results are lazy)")
@@ -82,7 +78,7 @@ class DaskCall(CallBase):
         if weight is not None:
             v.check_broadcasts_to(np.shape(weight), self.shape, "weight")
         self.n = int(np.prod(self.shape, dtype=np.int64))
-        lead = input if is_dask_array(input) else target
+        lead = input if v.is_dask_array(input) else target
         self.chunks = da.broadcast_to(lead, self.shape).chunks
         self.a = self._aligned(input, "input")
         self.b = self._aligned(target, "target")
@@ -94,15 +90,12 @@ class DaskCall(CallBase):
     @staticmethod
     def _dtype_source(x, name):
         """What ``np.result_type`` should see for operand ``x`` (validated like on the CPU)."""
-        if is_dask_array(x):
+        if v.is_dask_array(x):
             if type(x._meta) is not np.ndarray:
                 raise TypeError(f"{name} is a Dask array of {type(x._meta).__module__}."
                                 f"{type(x._meta).__name__} chunks; nbloss takes Dask arrays of "
                                 "NumPy chunks (for CuPy data, call nbloss on the CuPy arrays)")
-            if x.dtype not in v.FLOAT_DTYPES:
-                raise TypeError(f"{name} must be a float16, float32 or float64 array, got dtype {x.dtype}")
-            op = v.Operand(np.empty(0, x.dtype), name)
-            return op
+            x = np.empty(0, x.dtype)  # Operand checks the dtype
         return v.Operand(x, name)
 
     def _aligned(self, x, name):
@@ -110,7 +103,7 @@ class DaskCall(CallBase):
         Python number stays a number: the chunk calls broadcast it)."""
         if isinstance(x, (int, float)) and not isinstance(x, bool):
             return x
-        if not is_dask_array(x):
+        if not v.is_dask_array(x):
             return da.from_array(np.broadcast_to(np.asarray(x), self.shape), chunks=self.chunks)
         x = da.broadcast_to(x, self.shape)
         if x.chunks != self.chunks:
@@ -123,7 +116,7 @@ class DaskCall(CallBase):
     def _upstream(self, grad_output):
         """A number multiplies every element; a Dask or NumPy array ('none' only) is
         aligned like the operands."""
-        if np.ndim(grad_output) == 0 and not is_dask_array(grad_output):
+        if np.ndim(grad_output) == 0 and not v.is_dask_array(grad_output):
             self.go = v.upstream_gradient(grad_output, "sum", (), self.dtype)[()]
         elif self.reduction != "none":
             raise ValueError(f"grad_output of a '{self.reduction}' loss must be a scalar, "
@@ -134,21 +127,13 @@ class DaskCall(CallBase):
 
     # -- building blocks ---------------------------------------------------------------
 
-    def _operands(self):
-        """The aligned operands for ``da.map_blocks``: numbers go in by keyword."""
-        arrays, names = [], []
-        for name, x in (("a", self.a), ("b", self.b), ("w", self.w), ("go", self.go)):
-            if is_dask_array(x):
-                arrays.append(x)
-                names.append(name)
-        return arrays, names
-
     def _map(self, fn, dtype, **kw):
         """``da.map_blocks(fn)`` over the aligned operands: Dask arrays by chunk, numbers
-        and None as they are."""
-        arrays, names = self._operands()
-        fixed = {name: x for name, x in (("a", self.a), ("b", self.b), ("w", self.w),
-                                         ("go", self.go)) if name not in names}
+        and None by keyword, as they are."""
+        operands = {"a": self.a, "b": self.b, "w": self.w, "go": self.go}
+        names = [name for name, x in operands.items() if v.is_dask_array(x)]
+        arrays = [operands.pop(name) for name in names]
+        fixed = operands
 
         def run(*chunks, **extra):
             return fn(**dict(zip(names, chunks)), **fixed, **extra)
