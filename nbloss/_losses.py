@@ -38,11 +38,18 @@ def _backend(name):
     return _backends[name]
 
 
+_cpu_module = None
+
+
 def _cpu():
-    return _backend("_cpu")
+    """``nbloss._cpu``, kept in a global after the first call: every host call asks."""
+    global _cpu_module
+    if _cpu_module is None:
+        _cpu_module = _backend("_cpu")
+    return _cpu_module
 
 
-_COMMON_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_FLOAT32, _FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
 
 
 @functools.lru_cache(maxsize=256)
@@ -118,14 +125,15 @@ class _Call(CallBase):
                  warn_shapes=True):
         self.reduction = v.check_reduction(reduction)
         if (type(input) is np.ndarray and type(target) is np.ndarray and weight is None
-                and input.shape == target.shape and input.dtype == target.dtype
-                and input.dtype in _COMMON_DTYPES):
+                and (input.dtype is _FLOAT32 or input.dtype is _FLOAT64)
+                and target.dtype is input.dtype and input.shape == target.shape):
             # the common case, taken with a few cheap checks: at 1e3 elements the general
-            # path below costs several times the kernel
+            # path below costs several times the kernel. (NumPy's native float dtypes are
+            # singletons, so ``is`` suffices; any other dtype object takes the general path.)
             self.dtype = self.out_dtype = input.dtype
             self.shape = self.input_shape = self.target_shape = input.shape
-            self.a = v.flat(input, self.shape, self.dtype)
-            self.b = v.flat(target, self.shape, self.dtype)
+            self.a = v.flat_array(input)
+            self.b = v.flat_array(target)
             self.w = None
             self.sources = ((input, "input"), (target, "target"))
         else:

@@ -190,6 +190,14 @@ def upstream_gradient(value, reduction, loss_shape, dtype):
     return go.astype(dtype, copy=False).reshape(())
 
 
+def flat_array(array):
+    """``array`` as a 1-D C-contiguous array: itself, a view, or a copy when not
+    C-contiguous."""
+    if array.flags.c_contiguous:
+        return array if array.ndim == 1 else array.reshape(-1)
+    return np.ascontiguousarray(array).reshape(-1)
+
+
 def flat(array, shape, compute_dtype):
     """A 1-D C-contiguous view of ``array`` broadcast to ``shape``; copies only when it
     must (broadcasting, a non-contiguous layout, float16 -> float32)."""
