@@ -4,16 +4,20 @@ Imported only when a Dask array reaches nbloss (``import nbloss`` never imports 
 Every operand is broadcast to the loss shape and aligned with the chunks of the leading
 Dask operand (input, else target); a Dask operand chunked differently is rechunked, with
 a warning, since that moves data. Each chunk task runs an ordinary nbloss call on the
-chunk's NumPy arrays:
+chunk's arrays: NumPy chunks on the CPU kernels, CuPy chunks (or any chunk type that
+exports ``__cuda_array_interface__``) on the CUDA kernels, results in the chunk's type.
 
 - 'none' losses, gradients and Hessian diagonals are Dask arrays with those chunks;
 - 'mean'/'sum' are 0-d Dask arrays: each chunk's weighted losses summed in float64 by
-  the kernel, the partial sums added by Dask's tree reduction in float64, divided by the
-  element count (known from the shape) and cast to the result dtype at the end;
+  the kernel, the partial sums added by Dask's tree reduction in float64 (on the device
+  for CuPy chunks), divided by the element count (known from the shape) and cast to the
+  result dtype at the end;
 - ``*_value_and_grad`` runs the fused kernel once per chunk: the loss partial and the
   gradient chunk are two views of one task's result, so computing both together
   (``dask.compute(value, grad)``) reads every chunk once.
 """
+
+import sys
 
 import dask.array as da
 import numpy as np
@@ -28,14 +32,37 @@ def _no_out(out):
 
 
 def _finish(total, n, reduction, out_dtype):
-    """float64 total -> the reduction's result in ``out_dtype`` (NaN: the mean of nothing)."""
+    """float64 total -> the reduction's result in ``out_dtype`` (NaN: the mean of nothing),
+    a 0-d array of the partial sums' type."""
     if reduction == "mean":
-        total = total / n if n else np.float64(np.nan)
-    return np.asarray(total, dtype=out_dtype)
+        total = total / n if n else total * np.nan
+    if isinstance(total, (np.generic, np.ndarray, float)):
+        return np.asarray(total, dtype=out_dtype)
+    return total.astype(out_dtype)  # a CuPy 0-d array stays on the device
+
+
+def _as_chunk(result, like):
+    """A call's result in the chunk type of ``like``: NumPy as it is; a numba device
+    array (what the CUDA path returns) wrapped, without a copy, as an array of ``like``'s
+    library (``cupy.asarray``) unless ``like`` is a numba array itself."""
+    if isinstance(result, np.ndarray) or getattr(like, "__cuda_ndarray__", False):
+        return result
+    return sys.modules[type(like).__module__.split(".")[0]].asarray(result)
+
+
+def _contiguous(chunk):
+    """A device chunk as a C-contiguous array of its library (a copy only when needed)."""
+    if getattr(chunk, "__cuda_ndarray__", False) or chunk.flags.c_contiguous:
+        return chunk
+    return sys.modules[type(chunk).__module__.split(".")[0]].ascontiguousarray(chunk)
+
+
+def _first_array(*chunks):
+    return next(c for c in chunks if not isinstance(c, (int, float)))
 
 
 def _chunk_call(a, b, w, go, spec):
-    """An ordinary (NumPy) nbloss call on one chunk."""
+    """An ordinary nbloss call on one chunk (NumPy or device arrays)."""
     from ._losses import new_call
     loss, param, reduction = spec
     return new_call(a, b, loss, param, reduction, w, grad_output=go, warn_shapes=False)
@@ -44,15 +71,36 @@ def _chunk_call(a, b, w, go, spec):
 def _chunk_elementwise(a, b, w=None, go=None, *, spec, op, scale):
     call = _chunk_call(a, b, w, go, spec)
     if op == "loss":
-        return call.loss()
-    if op == "hess":
-        return call.hess_full(scale=scale)
-    return call.grad_full(scale=scale)
+        result = call.loss()
+    elif op == "hess":
+        result = call.hess_full(scale=scale)
+    else:
+        result = call.grad_full(scale=scale)
+    return _as_chunk(result, _first_array(a, b, w, go))
 
 
-def _chunk_fused(a, b, w, *, spec, scale, with_grad):
-    """(float64 partial sum of the losses, gradient chunk or None): one pass."""
-    return _chunk_call(a, b, w, None, spec).sum_and_grad(scale, with_grad)
+def _chunk_fused(a, b, w=None, *, spec, scale, with_grad, ndim):
+    """(the float64 partial sum of the losses as an array of ``ndim`` ones, the gradient
+    chunk or None), in the chunk type, from one pass."""
+    like = _first_array(a, b, w)
+    total, grad = _chunk_call(a, b, w, None, spec).sum_and_grad(scale, with_grad)
+    if isinstance(total, float):
+        partial = np.full((1,) * ndim, total)
+    else:
+        partial = _as_chunk(total, like).reshape((1,) * ndim)
+    return partial, None if grad is None else _as_chunk(grad, like)
+
+
+def _chunk_library(x, name):
+    """'numpy' or 'cuda': where the chunks of Dask array ``x`` live (refused otherwise)."""
+    meta = x._meta
+    if type(meta) is np.ndarray:
+        return "numpy"
+    if hasattr(meta, "__cuda_array_interface__") or getattr(meta, "__cuda_ndarray__", False):
+        return "cuda"
+    raise TypeError(f"{name} is a Dask array of {type(meta).__module__}.{type(meta).__name__} "
+                    "chunks; nbloss takes Dask arrays of NumPy chunks or of CUDA arrays "
+                    "(CuPy)")
 
 
 class DaskCall(CallBase):
@@ -68,6 +116,9 @@ class DaskCall(CallBase):
         ops = {"input": input, "target": target}
         if weight is not None:
             ops["weight"] = weight
+        lead_name, lead = next((name, x) for name, x in ops.items() if v.is_dask_array(x))
+        self.meta = lead._meta
+        self.on_device = _chunk_library(lead, lead_name) == "cuda"
         meta = {name: self._dtype_source(x, name) for name, x in ops.items()}
         self.dtype, self.out_dtype = v.result_dtypes(*meta.values())
         self.input_shape, self.target_shape = np.shape(input), np.shape(target)
@@ -78,7 +129,6 @@ class DaskCall(CallBase):
         if weight is not None:
             v.check_broadcasts_to(np.shape(weight), self.shape, "weight")
         self.n = int(np.prod(self.shape, dtype=np.int64))
-        lead = input if v.is_dask_array(input) else target
         self.chunks = da.broadcast_to(lead, self.shape).chunks
         self.a = self._aligned(input, "input")
         self.b = self._aligned(target, "target")
@@ -87,15 +137,22 @@ class DaskCall(CallBase):
         if grad_output is not None:
             self._upstream(grad_output)
 
-    @staticmethod
-    def _dtype_source(x, name):
-        """What ``np.result_type`` should see for operand ``x`` (validated like on the CPU)."""
+    def _dtype_source(self, x, name):
+        """What ``np.result_type`` should see for operand ``x`` (validated like on the CPU);
+        the operands' chunks must all live where the leading operand's do."""
         if v.is_dask_array(x):
-            if type(x._meta) is not np.ndarray:
-                raise TypeError(f"{name} is a Dask array of {type(x._meta).__module__}."
-                                f"{type(x._meta).__name__} chunks; nbloss takes Dask arrays of "
-                                "NumPy chunks (for CuPy data, call nbloss on the CuPy arrays)")
+            if (_chunk_library(x, name) == "cuda") != self.on_device:
+                where = ("CUDA arrays", "NumPy arrays")
+                raise TypeError(f"{name}'s chunks are {where[self.on_device]} but the loss's "
+                                f"are {where[not self.on_device]}: chunk every operand alike "
+                                "(x.map_blocks(cupy.asarray) or x.map_blocks(cupy.asnumpy))")
             x = np.empty(0, x.dtype)  # Operand checks the dtype
+        elif self.on_device and not isinstance(x, (int, float)):
+            if not v.is_device_array(x):
+                raise TypeError(f"{name} is a host {type(x).__name__} but the loss's chunks are "
+                                "CUDA arrays: nbloss does not copy between host and device; "
+                                "pass a CuPy array, a Dask array of them, or a Python number")
+            x = np.empty(0, x.dtype)
         return v.Operand(x, name)
 
     def _aligned(self, x, name):
@@ -104,14 +161,27 @@ class DaskCall(CallBase):
         if isinstance(x, (int, float)) and not isinstance(x, bool):
             return x
         if not v.is_dask_array(x):
-            return da.from_array(np.broadcast_to(np.asarray(x), self.shape), chunks=self.chunks)
-        x = da.broadcast_to(x, self.shape)
-        if x.chunks != self.chunks:
-            v.warn(f"{name}'s chunks differ from those of the loss ({name} {x.chunksize} vs "
-                   f"{tuple(max(c) for c in self.chunks)}): rechunked to match, which moves "
-                   "data; chunk the operands alike to avoid it")
+            if not self.on_device:
+                return da.from_array(np.broadcast_to(np.asarray(x), self.shape),
+                                     chunks=self.chunks)
+            # a CuPy array: one chunk on the device, broadcast and cut by Dask
+            x = da.broadcast_to(da.from_array(x, chunks=x.shape, asarray=False), self.shape)
             x = x.rechunk(self.chunks)
+        else:
+            x = da.broadcast_to(x, self.shape)
+            if x.chunks != self.chunks:
+                v.warn(f"{name}'s chunks differ from those of the loss ({name} {x.chunksize} "
+                       f"vs {tuple(max(c) for c in self.chunks)}): rechunked to match, which "
+                       "moves data; chunk the operands alike to avoid it")
+                x = x.rechunk(self.chunks)
+        if self.on_device:  # the CUDA kernels take C-contiguous chunks (broadcast views are not)
+            x = x.map_blocks(_contiguous, dtype=x.dtype, meta=x._meta)
         return x
+
+    def _meta(self, dtype, ndim=None):
+        """An empty array of the chunks' type: what ``map_blocks`` should expect."""
+        return da.utils.meta_from_array(self.meta, len(self.shape) if ndim is None else ndim,
+                                        dtype=dtype)
 
     def _upstream(self, grad_output):
         """A number multiplies every element; a Dask or NumPy array ('none' only) is
@@ -142,30 +212,29 @@ class DaskCall(CallBase):
 
     def _elementwise(self, op, scale=None):
         spec = self.spec + ("none" if op == "loss" else self.reduction,)
-        return self._map(_chunk_elementwise, self.out_dtype if op == "loss" else self.dtype,
-                         spec=spec, op=op, scale=scale,
-                         meta=np.empty((0,) * len(self.shape), self.dtype))
+        dtype = self.out_dtype if op == "loss" else self.dtype
+        return self._map(_chunk_elementwise, dtype, spec=spec, op=op, scale=scale,
+                         meta=self._meta(dtype))
 
     def _fused(self, with_grad):
         """One task per chunk returning (float64 partial, gradient chunk)."""
-        spec, scale = self.spec + ("sum",), self.scale
+        spec, scale, ndim = self.spec + ("sum",), self.scale, len(self.shape)
 
         def run(a, b, w=None, go=None):
-            return _chunk_fused(a, b, w, spec=spec, scale=scale, with_grad=with_grad)
+            return _chunk_fused(a, b, w, spec=spec, scale=scale, with_grad=with_grad, ndim=ndim)
 
-        fused = self._map(run, object, meta=np.empty((0,) * len(self.shape), object))
-        ndim = len(self.shape)
-        partials = da.map_blocks(lambda pair: np.full((1,) * ndim, pair[0]), fused,
+        fused = self._map(run, object, meta=np.empty((0,) * ndim, object))
+        partials = da.map_blocks(lambda pair: pair[0], fused,
                                  chunks=tuple((1,) * len(c) for c in self.chunks),
-                                 dtype=np.float64, meta=np.empty((0,) * ndim, np.float64))
+                                 dtype=np.float64, meta=self._meta(np.float64))
         total = partials.sum(dtype=np.float64)  # Dask's tree reduction
         value = da.map_blocks(_finish, total, n=self.n, reduction=self.reduction,
                               out_dtype=self.out_dtype, dtype=self.out_dtype,
-                              meta=np.empty((), self.out_dtype))
+                              meta=self._meta(self.out_dtype, ndim=0))
         grad = None
         if with_grad:
             grad = da.map_blocks(lambda pair: pair[1], fused, dtype=self.dtype,
-                                 meta=np.empty((0,) * ndim, self.dtype))
+                                 meta=self._meta(self.dtype))
         return value, grad
 
     def finish(self, full, shape, out=None, negate=False):

@@ -200,14 +200,18 @@ class DeviceCall(CallBase):
 
     # -- results -------------------------------------------------------------------------
 
-    def _reduced(self, grad_out):
-        """The 'mean'/'sum' as a 0-d device array, writing grad_out in the same pass."""
+    def _reduced(self, grad_out, scale=None, divisor=None, dtype=None):
+        """The 'mean'/'sum' as a 0-d device array, writing grad_out in the same pass.
+        ``scale``, ``divisor`` and ``dtype`` replace the call's gradient factor, the
+        reduction's divisor and the result dtype (a Dask chunk's float64 partial sum)."""
         nblocks = _cuda.blocks(self.n)
         partials = self._empty(nblocks, np.float64)
         self._launch(self.kernels.forward_partials, self.n)(
-            self.a, self.b, self.w, self.p, self.half, self.half_p, self.scale, grad_out, partials)
-        total = self._empty(1, self.out_dtype)
-        divisor = float(self.n) if self.reduction == "mean" else 1.0
+            self.a, self.b, self.w, self.p, self.half, self.half_p,
+            self.scale if scale is None else scale, grad_out, partials)
+        total = self._empty(1, self.out_dtype if dtype is None else dtype)
+        if divisor is None:
+            divisor = float(self.n) if self.reduction == "mean" else 1.0
         _cuda.finish_sum[1, _cuda.THREADS, self.stream](partials, nblocks, divisor, total)
         return total.reshape(())
 
@@ -256,10 +260,13 @@ class DeviceCall(CallBase):
             self.a, self.b, self.w, self.p, self.half, self.half_p, buf.reshape(self.n), None)
         return buf
 
-    def grad_full(self, out=None):
+    def grad_full(self, out=None, scale=None):
+        """The gradient w.r.t. input in the broadcast shape; ``scale`` replaces the
+        reduction's factor (a Dask chunk's is the whole array's)."""
         buf = self._buffer(out, self.input_shape)
         self._launch(self.kernels.grad, self.n)(
-            self.a, self.b, self.w, self.go, self.p, self.scale, self.g0, buf.reshape(self.n))
+            self.a, self.b, self.w, self.go, self.p, self.scale if scale is None else scale,
+            self.g0, buf.reshape(self.n))
         return buf
 
     def value_and_grad_full(self, out=None):
@@ -273,8 +280,18 @@ class DeviceCall(CallBase):
             value = self._reduced(gbuf.reshape(self.n))
         return value, gbuf
 
-    def hess_full(self, out=None):
+    def hess_full(self, out=None, scale=None):
         buf = self._buffer(out, self.input_shape)
         self._launch(self.kernels.hess, self.n)(
-            self.a, self.b, self.w, self.p, self.half, self.scale, buf.reshape(self.n))
+            self.a, self.b, self.w, self.p, self.half, self.scale if scale is None else scale,
+            buf.reshape(self.n))
         return buf
+
+    def sum_and_grad(self, scale, with_grad):
+        """(float64 sum of the weighted losses as a 0-d device array, ``scale`` times the
+        gradient in the broadcast shape, or None) from one pass: a Dask chunk's share of a
+        reduction, left on the device."""
+        grad = self._empty(self.shape, self.dtype) if with_grad else None
+        total = self._reduced(None if grad is None else grad.reshape(self.n), scale=scale,
+                              divisor=1.0, dtype=np.float64)
+        return total, grad

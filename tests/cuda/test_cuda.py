@@ -340,3 +340,107 @@ def test_cupy_robust_regression_example():
     spec.loader.exec_module(module)
     w_gpu, w_cpu = module.main(n=20_000)
     np.testing.assert_allclose(w_gpu, w_cpu, rtol=0, atol=1e-8)
+
+
+# -- Dask arrays of device chunks ------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dask_chunk_tasks_on_device_chunks(dtype):
+    """The tasks that nbloss's Dask layer runs per chunk, on device chunks: the CPU's
+    gradient, loss and Hessian chunks to the bit, the float64 partial sum within rounding,
+    results left on the device in the chunk's type."""
+    from conftest import require
+    require("dask.array")
+    from nbloss import _dask
+
+    a, b = random_pair(300, dtype, seed=31)
+    w = np.random.default_rng(32).random(300).astype(dtype)
+    scale = dtype(1 / 7000)  # the whole array's 1/N, not the chunk's
+    for loss, param in (("smooth_l1", 0.5), ("huber", 1.0), ("smooth_l1", 0.0)):
+        spec = (loss, param, "sum")
+        for weight in (None, w):
+            host = _dask._chunk_fused(a, b, weight, spec=spec, scale=scale, with_grad=True, ndim=2)
+            dev = _dask._chunk_fused(to_device(a), to_device(b), to_device(weight), spec=spec,
+                                     scale=scale, with_grad=True, ndim=2)
+            assert all(getattr(r, "__cuda_ndarray__", False) for r in dev)
+            assert dev[0].shape == (1, 1) and dev[0].dtype == np.float64
+            np.testing.assert_allclose(to_host(dev[0]), host[0], rtol=1e-13)
+            np.testing.assert_array_equal(to_host(dev[1]), host[1])
+            for op in ("loss", "grad", "hess"):
+                spec_op = (loss, param, "none" if op == "loss" else "mean")
+                want = _dask._chunk_elementwise(a, b, weight, spec=spec_op, op=op, scale=scale)
+                got = _dask._chunk_elementwise(to_device(a), to_device(b), to_device(weight),
+                                               spec=spec_op, op=op, scale=scale)
+                np.testing.assert_array_equal(to_host(got), want)
+
+
+def test_dask_arrays_of_device_chunks():
+    """Dask arrays of numba device arrays (the simulator's too): the elementwise results
+    as Dask arrays of device chunks, the in-memory NumPy results to the bit; chunks of
+    another kind and host arrays beside device chunks refused. (Dask cannot sum numba
+    arrays: the reductions run on CuPy chunks, below, and task by task, above.)"""
+    from conftest import require
+    da = require("dask.array")
+    dask = require("dask")
+    a, b = random_pair(1000, np.float32, seed=35)
+    a, b = a.reshape(250, 4), b.reshape(250, 4)
+    meta = cuda.to_device(np.empty((0, 0), np.float32))
+    A = da.from_array(a, chunks=(70, 4)).map_blocks(cuda.to_device, meta=meta)
+    B = da.from_array(b, chunks=(70, 4)).map_blocks(cuda.to_device, meta=meta)
+    host = {"meta": np.empty((0, 0), np.float32)}
+    with dask.config.set(scheduler="synchronous"):  # the simulator's threads are not Dask's
+        for loss_fn, grad_fn, vg_fn, _, hess_fn in test_reference.FUNCS.values():
+            for lazy, eager in ((loss_fn(A, B, 0.5, "none"), loss_fn(a, b, 0.5, "none")),
+                                (loss_fn(A, 0.25, 0.5, "none"), loss_fn(a, 0.25, 0.5, "none")),
+                                (grad_fn(A, B, 0.5, "mean"), grad_fn(a, b, 0.5, "mean")),
+                                (hess_fn(A, B, 0.5, "sum"), hess_fn(a, b, 0.5, "sum")),
+                                (vg_fn(A, B, 0.5, "none")[1], vg_fn(a, b, 0.5, "none")[1])):
+                assert getattr(lazy._meta, "__cuda_ndarray__", False) and lazy.chunks == A.chunks
+                got = lazy.map_blocks(lambda c: c.copy_to_host(), **host).compute()
+                np.testing.assert_array_equal(got, eager)
+    with pytest.raises(TypeError, match="target's chunks are NumPy arrays but the loss's are CUDA"):
+        nbloss.huber_loss(A, da.from_array(b, chunks=(70, 4)))
+    with pytest.raises(TypeError, match="weight's chunks are CUDA arrays but the loss's are NumPy"):
+        nbloss.huber_loss(da.from_array(a, chunks=(70, 4)), 0.0, weight=A)
+    with pytest.raises(TypeError, match="target is a host ndarray but the loss's chunks are CUDA"):
+        nbloss.huber_loss(A, b)
+
+
+def test_dask_arrays_of_cupy_chunks():
+    """Dask arrays of CuPy chunks: every function on the CUDA kernels, results Dask arrays
+    of CuPy chunks equal to the in-memory NumPy results; mixed chunk types refused."""
+    cp = gpu_library("cupy")
+    from conftest import require
+    da = require("dask.array")
+    dask = require("dask")
+    for dtype in (np.float32, np.float64):
+        a, b = random_pair(10_000, dtype, seed=33)
+        a, b = a.reshape(2500, 4), b.reshape(2500, 4)
+        A = da.from_array(cp.asarray(a), chunks=(700, 4), asarray=False)
+        B = da.from_array(cp.asarray(b), chunks=(700, 4), asarray=False)
+        w = cp.asarray(np.random.default_rng(34).random(4).astype(dtype))
+        for loss_fn, grad_fn, vg_fn, _, hess_fn in test_reference.FUNCS.values():
+            for reduction in RED:
+                for kw in ({}, {"weight": w}):
+                    host_kw = {k: cp.asnumpy(x) for k, x in kw.items()}
+                    lazy = loss_fn(A, B, 0.5, reduction, **kw)
+                    assert isinstance(lazy._meta, cp.ndarray)
+                    got = lazy.compute()
+                    assert isinstance(got, cp.ndarray)
+                    want = loss_fn(a, b, 0.5, reduction, **host_kw)
+                    if reduction == "none":
+                        np.testing.assert_array_equal(cp.asnumpy(got), want)
+                    else:
+                        np.testing.assert_allclose(cp.asnumpy(got), want, rtol=2e-7)
+                for lazy, eager in ((grad_fn(A, B, 0.5, reduction), grad_fn(a, b, 0.5, reduction)),
+                                    (hess_fn(A, B, 0.5, reduction), hess_fn(a, b, 0.5, reduction))):
+                    np.testing.assert_array_equal(cp.asnumpy(lazy.compute()), eager)
+                value, grad = dask.compute(*vg_fn(A, B, 0.5, reduction))
+                want_value, want_grad = vg_fn(a, b, 0.5, reduction)
+                np.testing.assert_array_equal(cp.asnumpy(grad), want_grad)
+                np.testing.assert_allclose(cp.asnumpy(value), want_value, rtol=2e-7)
+    host_chunks = da.from_array(b, chunks=(700, 4))
+    with pytest.raises(TypeError, match="target's chunks are NumPy arrays but the loss's are CUDA"):
+        nbloss.huber_loss(A, host_chunks)
+    with pytest.raises(TypeError, match="target is a host ndarray but the loss's chunks are CUDA"):
+        nbloss.huber_loss(A, b)
