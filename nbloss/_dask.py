@@ -47,14 +47,19 @@ def _as_chunk(result, like):
     library (``cupy.asarray``) unless ``like`` is a numba array itself."""
     if isinstance(result, np.ndarray) or getattr(like, "__cuda_ndarray__", False):
         return result
-    return sys.modules[type(like).__module__.split(".")[0]].asarray(result)
+    return _library(like).asarray(result)
 
 
 def _contiguous(chunk):
     """A device chunk as a C-contiguous array of its library (a copy only when needed)."""
     if getattr(chunk, "__cuda_ndarray__", False) or chunk.flags.c_contiguous:
         return chunk
-    return sys.modules[type(chunk).__module__.split(".")[0]].ascontiguousarray(chunk)
+    return _library(chunk).ascontiguousarray(chunk)
+
+
+def _library(array):
+    """The array library (module) that ``array`` belongs to: ``cupy`` for a CuPy array."""
+    return sys.modules[type(array).__module__.split(".")[0]]
 
 
 def _first_array(*chunks):

@@ -201,13 +201,11 @@ def flat_array(array):
 def flat(array, shape, compute_dtype):
     """A 1-D C-contiguous view of ``array`` broadcast to ``shape``; copies only when it
     must (broadcasting, a non-contiguous layout, float16 -> float32)."""
-    if array.dtype == compute_dtype and array.shape == shape and array.flags.c_contiguous:
-        return array if array.ndim == 1 else array.reshape(-1)
     if array.dtype == np.float16:
         array = array.astype(compute_dtype)
     if array.shape != tuple(shape):
         array = np.broadcast_to(array, shape)
-    return np.ascontiguousarray(array).reshape(-1)
+    return flat_array(array)
 
 
 def check_out(out, shape, dtype, operands):
