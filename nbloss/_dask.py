@@ -63,7 +63,8 @@ def _library(array):
 
 
 def _first_array(*chunks):
-    return next(c for c in chunks if not isinstance(c, (int, float)))
+    """The first chunk that is an array (operands may be Python numbers or None)."""
+    return next(c for c in chunks if c is not None and not isinstance(c, (int, float)))
 
 
 def _chunk_call(a, b, w, go, spec):
@@ -101,7 +102,7 @@ def _chunk_library(x, name):
     meta = x._meta
     if type(meta) is np.ndarray:
         return "numpy"
-    if hasattr(meta, "__cuda_array_interface__") or getattr(meta, "__cuda_ndarray__", False):
+    if v.is_device_array(meta):
         return "cuda"
     raise TypeError(f"{name} is a Dask array of {type(meta).__module__}.{type(meta).__name__} "
                     "chunks; nbloss takes Dask arrays of NumPy chunks or of CUDA arrays "

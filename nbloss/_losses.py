@@ -38,15 +38,8 @@ def _backend(name):
     return _backends[name]
 
 
-_cpu_module = None
-
-
 def _cpu():
-    """``nbloss._cpu``, kept in a global after the first call: every host call asks."""
-    global _cpu_module
-    if _cpu_module is None:
-        _cpu_module = _backend("_cpu")
-    return _cpu_module
+    return _backend("_cpu")
 
 
 _FLOAT32, _FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
