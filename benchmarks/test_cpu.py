@@ -41,7 +41,7 @@ def data(dtype, n):
 @pytest.mark.parametrize("op", bench.OPS)
 @pytest.mark.parametrize("dtype", bench.DTYPES)
 @pytest.mark.parametrize("loss", bench.LOSSES)
-@pytest.mark.parametrize("contender", bench.CONTENDERS)
+@pytest.mark.parametrize("contender", bench.CONTENDERS + bench.EXTRA_CONTENDERS)
 def test_case(benchmark, have_torch, contender, loss, dtype, op, n):
     if contender == "torch" and not have_torch:
         pytest.skip("torch is not installed")

@@ -17,6 +17,10 @@ Contenders (``../shared/benchmarking.md``):
 - ``floor``: the simplest parallel streaming kernel that moves the same bytes (reads input
   and target; writes one new array for 'none', the gradient and the fused operation). No
   loss can be computed faster; nbloss / floor says how close it gets.
+- ``compute`` (only when named in ``--contenders``): the loss's arithmetic in one fastmath
+  loop with no argument handling, a bound set by the arithmetic where the data sits in
+  cache; torch / floor and torch / compute say how much faster than torch any
+  implementation of the loss could be.
 
 Operations: ``mean`` (forward, 'mean'), ``none`` (forward, 'none'), ``grad`` (gradient of
 the 'mean' loss) and ``fused`` (loss and gradient of the 'mean' loss together).
@@ -35,6 +39,8 @@ import time
 import numpy as np
 
 CONTENDERS = ("nbloss", "torch", "numpy", "floor")
+# on request only (--contenders): the bound that the loss's arithmetic sets (compute_case)
+EXTRA_CONTENDERS = ("compute",)
 OPS = ("mean", "none", "grad", "fused")
 LOSSES = ("smooth_l1", "huber")
 DTYPES = ("float32", "float64")
@@ -120,7 +126,7 @@ def numpy_case(loss, op, a, b):
 
 
 def floor_case(loss, op, a, b):
-    k = _floor_kernels()
+    k = _kernels("floor", _floor_functions)
     if op == "mean":
         return lambda: k.read2(a.size, a, b)
     if op == "fused":
@@ -128,52 +134,117 @@ def floor_case(loss, op, a, b):
     return lambda: k.read2_write1(a.size, a, b, np.empty_like(a))
 
 
-_FLOOR = None
+def compute_case(loss, op, a, b):
+    """The loss's arithmetic and nothing else: ``huber(x) = q (|x| - q/2)`` with
+    ``q = min(|x|, p)`` and its gradient ``clip(x, -p, p)``, divided by beta for
+    smooth_l1, in one fastmath loop (any reordering, no NaN/inf care), summing in the
+    input's dtype, called with no argument handling. No implementation of the loss, exact
+    or not, is expected to beat it; torch / compute bounds the speed-up any could reach."""
+    k = _kernels("compute", _compute_functions)
+    t = a.dtype.type
+    n = a.size
+    p, inv = t(PARAM), t(1 / PARAM if loss == "smooth_l1" else 1)
+    zero, scale = t(0), t(1 / n)
+    if op == "mean":
+        return lambda: k.loss_sum(n, a, b, p, inv, zero) / n
+    if op == "none":
+        return lambda: k.loss_each(n, a, b, p, inv, np.empty_like(a))
+    if op == "grad":
+        return lambda: k.grad(n, a, b, p, inv * scale, np.empty_like(a))
+    return lambda: (k.loss_sum_and_grad(n, a, b, p, inv, scale, zero, np.empty_like(a)) / n)
 
 
-def _floor_kernels():
-    """Streaming kernels with the memory traffic of each operation and no loss: serial
-    below nbloss's thresholds, threaded above, like nbloss."""
-    global _FLOOR
-    if _FLOOR is None:
-        from numba import njit, prange
+def _floor_functions():
+    """Streaming kernels with the memory traffic of each operation and no loss."""
+    from numba import prange
+
+    def read2(a, b):
+        acc = 0.0
+        for i in prange(a.size):
+            acc += a[i] + b[i]
+        return acc
+
+    def read2_write1(a, b, out):
+        for i in prange(a.size):
+            out[i] = a[i] - b[i]
+        return out
+
+    def read2_write1_sum(a, b, out):
+        acc = 0.0
+        for i in prange(a.size):
+            x = a[i] - b[i]
+            out[i] = x
+            acc += x
+        return acc, out
+
+    return {read2: "reduce", read2_write1: "elementwise", read2_write1_sum: "fused"}
+
+
+def _compute_functions():
+    from numba import prange
+
+    def loss_sum(a, b, p, inv, zero):
+        acc = zero
+        for i in prange(a.size):
+            z = abs(a[i] - b[i])
+            q = min(z, p)
+            acc += q * (z - 0.5 * q) * inv
+        return acc
+
+    def loss_each(a, b, p, inv, out):
+        for i in prange(a.size):
+            z = abs(a[i] - b[i])
+            q = min(z, p)
+            out[i] = q * (z - 0.5 * q) * inv
+        return out
+
+    def grad(a, b, p, factor, out):
+        for i in prange(a.size):
+            out[i] = max(min(a[i] - b[i], p), -p) * factor
+        return out
+
+    def loss_sum_and_grad(a, b, p, inv, scale, zero, out):
+        acc = zero
+        factor = inv * scale
+        for i in prange(a.size):
+            x = a[i] - b[i]
+            z = abs(x)
+            q = min(z, p)
+            acc += q * (z - 0.5 * q) * inv
+            out[i] = max(min(x, p), -p) * factor
+        return acc
+
+    return {loss_sum: "reduce", loss_each: "elementwise", grad: "elementwise",
+            loss_sum_and_grad: "fused"}
+
+
+_BUILT = {}
+
+
+def _kernels(name, functions):
+    """An object whose methods are ``functions()``'s kernels, each called as
+    ``method(n, *args)``: serial below nbloss's threshold for that kind of kernel,
+    threaded above, like nbloss. Compiled (and cached to disk) on first use."""
+    if name not in _BUILT:
+        from numba import njit
 
         from . import _cpu
 
-        def read2(a, b):
-            acc = 0.0
-            for i in prange(a.size):
-                acc += a[i] + b[i]
-            return acc
-
-        def read2_write1(a, b, out):
-            for i in prange(a.size):
-                out[i] = a[i] - b[i]
-            return out
-
-        def read2_write1_sum(a, b, out):
-            acc = 0.0
-            for i in prange(a.size):
-                x = a[i] - b[i]
-                out[i] = x
-                acc += x
-            return acc, out
-
-        class Floor:
-            pass
-
-        for fn, threshold in ((read2, _cpu.PARALLEL_MIN), (read2_write1, _cpu.PARALLEL_MIN),
-                              (read2_write1_sum, _cpu.PARALLEL_MIN_FUSED)):
-            opts = dict(cache=True, fastmath={"reassoc", "nsz"})
+        thresholds = {"reduce": _cpu.PARALLEL_MIN, "elementwise": _cpu.PARALLEL_MIN,
+                      "fused": _cpu.PARALLEL_MIN_FUSED}
+        fastmath = {"floor": {"reassoc", "nsz"}, "compute": True}[name]
+        ns = {}
+        for fn, kind in functions().items():
+            opts = dict(cache=True, fastmath=fastmath)
             variants = (njit(**opts)(_cpu._serial_clone(fn)), njit(parallel=True, **opts)(fn))
-            setattr(Floor, fn.__name__, staticmethod(
-                lambda n, *args, _v=variants, _t=threshold: _v[n >= _t](*args)))
-        _FLOOR = Floor
-    return _FLOOR
+            ns[fn.__name__] = staticmethod(
+                lambda n, *args, _v=variants, _t=thresholds[kind]: _v[n >= _t](*args))
+        _BUILT[name] = type(name, (), ns)
+    return _BUILT[name]
 
 
 CASE_BUILDERS = {"nbloss": nbloss_case, "torch": torch_case, "numpy": numpy_case,
-                 "floor": floor_case}
+                 "floor": floor_case, "compute": compute_case}
 
 
 # -- timing ----------------------------------------------------------------------------
@@ -428,12 +499,16 @@ def ratio_rows(records):
     rows = []
     for loss, dtype, op, n in keys:
         row = {"loss": loss, "dtype": dtype, "op": op, "n": n}
-        for c in CONTENDERS:
+        for c in CONTENDERS + EXTRA_CONTENDERS:
             row[c] = t.get((loss, dtype, n, op, c))
-        nb = row["nbloss"]
-        row["torch_speedup"] = row["torch"] / nb if nb and row["torch"] else None
+        nb, torch = row["nbloss"], row["torch"]
+        row["torch_speedup"] = torch / nb if nb and torch else None
         row["numpy_speedup"] = row["numpy"] / nb if nb and row["numpy"] else None
         row["vs_floor"] = nb / row["floor"] if nb and row["floor"] else None
+        # the most any loss kernel could gain on torch: bounded by the memory traffic
+        # (floor) and by the arithmetic (compute)
+        row["torch_over_floor"] = torch / row["floor"] if torch and row["floor"] else None
+        row["torch_over_compute"] = torch / row["compute"] if torch and row["compute"] else None
         rows.append(row)
     return rows
 
@@ -442,15 +517,19 @@ def markdown_table(rows):
     def ratio(x):
         return "-" if x is None else f"{x:.2f}"
 
-    lines = ["| loss | dtype | op | N | nbloss | torch | numpy | floor | torch / nbloss "
-             "| numpy / nbloss | nbloss / floor |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    # the bounds' columns only in a run that measured the compute bound
+    bounds = any(r["compute"] for r in rows)
+    head = ["loss", "dtype", "op", "N", "nbloss", "torch", "numpy", "floor"]
+    head += ["compute"] if bounds else []
+    head += ["torch / nbloss", "numpy / nbloss", "nbloss / floor"]
+    head += ["torch / floor", "torch / compute"] if bounds else []
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        lines.append(f"| {r['loss']} | {r['dtype']} | {r['op']} | {_fmt_n(r['n'])} | "
-                     f"{_fmt_time(r['nbloss'])} | {_fmt_time(r['torch'])} | "
-                     f"{_fmt_time(r['numpy'])} | {_fmt_time(r['floor'])} | "
-                     f"{ratio(r['torch_speedup'])} | {ratio(r['numpy_speedup'])} | "
-                     f"{ratio(r['vs_floor'])} |")
+        cells = [r["loss"], r["dtype"], r["op"], _fmt_n(r["n"])]
+        cells += [_fmt_time(r[c]) for c in CONTENDERS + (EXTRA_CONTENDERS if bounds else ())]
+        cells += [ratio(r[k]) for k in ("torch_speedup", "numpy_speedup", "vs_floor")]
+        cells += [ratio(r[k]) for k in ("torch_over_floor", "torch_over_compute")] if bounds else []
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -464,13 +543,14 @@ def plot(records, path, title):
 
     dtypes = [d for d in DTYPES if any(r["dtype"] == d for r in records)]
     ops = [o for o in OPS if any(r["op"] == o for r in records)]
-    colors = {"nbloss": "tab:blue", "torch": "tab:red", "numpy": "tab:green", "floor": "black"}
+    colors = {"nbloss": "tab:blue", "torch": "tab:red", "numpy": "tab:green", "floor": "black",
+              "compute": "tab:purple"}
     fig, axes = plt.subplots(len(ops), len(dtypes), figsize=(5.5 * len(dtypes), 3.2 * len(ops)),
                              squeeze=False, sharex=True)
     for i, op in enumerate(ops):
         for j, dtype in enumerate(dtypes):
             ax = axes[i][j]
-            for c in CONTENDERS:
+            for c in CONTENDERS + EXTRA_CONTENDERS:
                 for loss, style in (("smooth_l1", "-"), ("huber", "--")):
                     pts = sorted((r["n"], r["n"] / r["median_s"]) for r in records
                                  if (r["op"], r["dtype"], r["contender"], r["loss"]) == (op, dtype, c, loss)
@@ -519,7 +599,9 @@ def add_arguments(parser):
     parser.add_argument("--dtypes", type=lambda s: s.split(","), default=list(DTYPES))
     parser.add_argument("--losses", type=lambda s: s.split(","), default=list(LOSSES))
     parser.add_argument("--ops", type=lambda s: s.split(","), default=list(OPS))
-    parser.add_argument("--contenders", type=lambda s: s.split(","), default=list(CONTENDERS))
+    parser.add_argument("--contenders", type=lambda s: s.split(","), default=list(CONTENDERS),
+                        help="comma-separated, from " + ",".join(CONTENDERS + EXTRA_CONTENDERS)
+                        + " (default: all but compute)")
     parser.add_argument("--rounds", type=int, default=1, help="sweeps, alternating the order")
     parser.add_argument("--min-time", type=float, default=0.05,
                         help="seconds of timed calls per case and round")
@@ -536,7 +618,7 @@ def run(args):
         return 0
     for name, values, allowed in (("--ops", args.ops, OPS), ("--losses", args.losses, LOSSES),
                                   ("--dtypes", args.dtypes, DTYPES),
-                                  ("--contenders", args.contenders, CONTENDERS)):
+                                  ("--contenders", args.contenders, CONTENDERS + EXTRA_CONTENDERS)):
         bad = [x for x in values if x not in allowed]
         if bad:
             raise SystemExit(f"{name}: unknown {', '.join(bad)} (choose from {', '.join(allowed)})")

@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from nbloss import bench
@@ -61,3 +62,23 @@ def test_reduction_memory_is_below_one_percent_of_the_input():
     for reduction in ("mean", "sum"):
         assert mem[reduction]["tracemalloc_peak_bytes"] <= 0.01 * mem["input_bytes"], mem
         assert mem[reduction]["maxrss_growth_bytes"] <= 0.01 * mem["input_bytes"], mem
+
+
+@pytest.mark.parametrize("n", [1000, 100_000], ids=["serial", "threaded"])
+@pytest.mark.parametrize("loss", ["smooth_l1", "huber"])
+def test_compute_bound_computes_the_loss(loss, n, monkeypatch):
+    """The compute contender is a bound only if it does the loss's arithmetic: its results
+    match a float64 NumPy formula (beta = delta = 0.5 exercises the 1/beta factor)."""
+    monkeypatch.setattr(bench, "PARAM", 0.5)
+    a, b = bench.case_data(np.dtype("float32"), n)
+    x = a.astype(np.float64) - b
+    z = np.abs(x)
+    huber = np.where(z < 0.5, 0.5 * z * z, 0.5 * (z - 0.25))
+    grad = np.clip(x, -0.5, 0.5) / n
+    if loss == "smooth_l1":
+        huber, grad = huber / 0.5, grad / 0.5
+    run = {op: bench.compute_case(loss, op, a, b) for op in bench.OPS}
+    np.testing.assert_allclose(run["mean"](), huber.mean(), rtol=1e-5)
+    np.testing.assert_allclose(run["fused"](), huber.mean(), rtol=1e-5)
+    np.testing.assert_allclose(run["none"](), huber, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(run["grad"](), grad, rtol=1e-6, atol=1e-12)
