@@ -314,13 +314,25 @@ def _versions(contender):
     return versions
 
 
-class Worker:
-    """A contender's worker process."""
+# glibc's malloc, told to keep freed memory for the next allocation: no mmap per large
+# array (MMAP_MAX 0) and no return of the heap's top to the system (TRIM_THRESHOLD)
+REUSE_MEMORY_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 62)}
 
-    def __init__(self, contender):
+
+class Worker:
+    """A contender's worker process. With ``reuse_memory``, its allocator keeps freed
+    memory (``REUSE_MEMORY_ENV``), so that an output array allocated on every call reuses
+    pages already mapped instead of faulting fresh ones in: on a virtual machine the cost
+    of those page faults was seen to vary tenfold between identical cases (a 1e7-element
+    float64 fused call took 6-8 ms or 40-110 ms, whichever contender it hit), which
+    swamps the kernels being compared. Every contender gets the same environment."""
+
+    def __init__(self, contender, reuse_memory=True):
         self.contender = contender
+        env = dict(os.environ, **REUSE_MEMORY_ENV) if reuse_memory else None
         self.proc = subprocess.Popen([sys.executable, "-m", "nbloss.bench", "--worker", contender],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     env=env)
 
     def ask(self, request):
         self.proc.stdin.write(json.dumps(request) + "\n")
@@ -350,9 +362,10 @@ def available_contenders(requested):
     return chosen, notes
 
 
-def run_sweep(contenders, losses, dtypes, sizes, ops, rounds, min_time, log=print):
+def run_sweep(contenders, losses, dtypes, sizes, ops, rounds, min_time, log=print,
+              reuse_memory=True):
     """Time every case; returns the list of result records (medians over rounds)."""
-    workers = {c: Worker(c) for c in contenders}
+    workers = {c: Worker(c, reuse_memory) for c in contenders}
     versions = {}
     try:
         for c, w in workers.items():
@@ -607,6 +620,9 @@ def add_arguments(parser):
                         help="seconds of timed calls per case and round")
     parser.add_argument("--out", default="nbloss-bench",
                         help="folder for results.json, results.md and results.png")
+    parser.add_argument("--fresh-pages", action="store_true",
+                        help="let every large allocation map fresh pages (glibc's default); "
+                        "by default the workers' malloc keeps freed memory for reuse")
     parser.add_argument("--no-extras", action="store_true",
                         help="skip the cold-start and memory measurements")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -629,7 +645,7 @@ def run(args):
     print(f"nbloss bench on {machine['cpu']} ({machine['logical_cpus']} logical CPUs); "
           f"each contender in its own process, {args.rounds} round(s)")
     records, versions = run_sweep(contenders, args.losses, args.dtypes, args.sizes, args.ops,
-                                  args.rounds, args.min_time)
+                                  args.rounds, args.min_time, reuse_memory=not args.fresh_pages)
     rows = ratio_rows(records)
     extras = {}
     if not args.no_extras:
@@ -643,7 +659,9 @@ def run(args):
     report = {"date": date, "command": command.strip(), "machine": machine, "versions": versions,
               "method": "medians over calls (grouped into samples of >= 50 us) and over rounds; "
                         "each contender in its own worker process, cases alternated between "
-                        "workers", "param": PARAM, "results": records, "notes": notes, **extras}
+                        "workers", "allocator": "fresh pages" if args.fresh_pages else
+              "freed memory reused (" + " ".join(f"{k}={v}" for k, v in REUSE_MEMORY_ENV.items()) + ")",
+              "param": PARAM, "results": records, "notes": notes, **extras}
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(report, f, indent=1)
     md = summary_markdown(report, rows)
@@ -668,7 +686,10 @@ def summary_markdown(report, rows):
              + ", ".join(f"{k} {v[k]}" for k in ("nbloss", "numba", "numpy", "torch") if k in v)
              + (f"; numba threading layer {v['numba_threading_layer']}, {v['numba_threads']} threads"
                 if "numba_threads" in v else "")
-             + f". Loss parameter (beta, delta) = {report['param']}; medians; ratios above 1 mean "
+             + f". Loss parameter (beta, delta) = {report['param']}; medians"
+             + ("; workers reuse freed memory (no page faults per call)"
+                if report.get("allocator", "").startswith("freed") else "")
+             + "; ratios above 1 mean "
              "nbloss is faster, except nbloss / floor (1 is the floor).", ""]
     lines.append(markdown_table(rows))
     cold = report.get("cold_start")
