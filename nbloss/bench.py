@@ -321,13 +321,13 @@ REUSE_MEMORY_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 
 
 class Worker:
     """A contender's worker process. With ``reuse_memory``, its allocator keeps freed
-    memory (``REUSE_MEMORY_ENV``), so that an output array allocated on every call reuses
-    pages already mapped instead of faulting fresh ones in: on a virtual machine the cost
-    of those page faults was seen to vary tenfold between identical cases (a 1e7-element
-    float64 fused call took 6-8 ms or 40-110 ms, whichever contender it hit), which
-    swamps the kernels being compared. Every contender gets the same environment."""
+    memory (``REUSE_MEMORY_ENV``), so that arrays allocated on every call reuse pages
+    already mapped instead of faulting fresh ones in. By default it does not: glibc maps
+    every allocation above 32 MB afresh, and what that costs a library that allocates
+    N-sized temporaries (torch) is part of what a user of it pays. Every contender gets
+    the same environment."""
 
-    def __init__(self, contender, reuse_memory=True):
+    def __init__(self, contender, reuse_memory=False):
         self.contender = contender
         env = dict(os.environ, **REUSE_MEMORY_ENV) if reuse_memory else None
         self.proc = subprocess.Popen([sys.executable, "-m", "nbloss.bench", "--worker", contender],
@@ -363,7 +363,7 @@ def available_contenders(requested):
 
 
 def run_sweep(contenders, losses, dtypes, sizes, ops, rounds, min_time, log=print,
-              reuse_memory=True):
+              reuse_memory=False):
     """Time every case; returns the list of result records (medians over rounds)."""
     workers = {c: Worker(c, reuse_memory) for c in contenders}
     versions = {}
@@ -620,9 +620,9 @@ def add_arguments(parser):
                         help="seconds of timed calls per case and round")
     parser.add_argument("--out", default="nbloss-bench",
                         help="folder for results.json, results.md and results.png")
-    parser.add_argument("--fresh-pages", action="store_true",
-                        help="let every large allocation map fresh pages (glibc's default); "
-                        "by default the workers' malloc keeps freed memory for reuse")
+    parser.add_argument("--reuse-memory", action="store_true",
+                        help="the workers' malloc keeps freed memory for the next allocation "
+                        "instead of mapping fresh pages for each large array (glibc's default)")
     parser.add_argument("--no-extras", action="store_true",
                         help="skip the cold-start and memory measurements")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -645,7 +645,7 @@ def run(args):
     print(f"nbloss bench on {machine['cpu']} ({machine['logical_cpus']} logical CPUs); "
           f"each contender in its own process, {args.rounds} round(s)")
     records, versions = run_sweep(contenders, args.losses, args.dtypes, args.sizes, args.ops,
-                                  args.rounds, args.min_time, reuse_memory=not args.fresh_pages)
+                                  args.rounds, args.min_time, reuse_memory=args.reuse_memory)
     rows = ratio_rows(records)
     extras = {}
     if not args.no_extras:
@@ -659,8 +659,8 @@ def run(args):
     report = {"date": date, "command": command.strip(), "machine": machine, "versions": versions,
               "method": "medians over calls (grouped into samples of >= 50 us) and over rounds; "
                         "each contender in its own worker process, cases alternated between "
-                        "workers", "allocator": "fresh pages" if args.fresh_pages else
-              "freed memory reused (" + " ".join(f"{k}={v}" for k, v in REUSE_MEMORY_ENV.items()) + ")",
+                        "workers", "allocator": "freed memory reused (" + " ".join(f"{k}={v}" for k, v in REUSE_MEMORY_ENV.items())
+              + ")" if args.reuse_memory else "glibc's default",
               "param": PARAM, "results": records, "notes": notes, **extras}
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(report, f, indent=1)
@@ -687,7 +687,7 @@ def summary_markdown(report, rows):
              + (f"; numba threading layer {v['numba_threading_layer']}, {v['numba_threads']} threads"
                 if "numba_threads" in v else "")
              + f". Loss parameter (beta, delta) = {report['param']}; medians"
-             + ("; workers reuse freed memory (no page faults per call)"
+             + ("; the workers' malloc reuses freed memory (--reuse-memory: no page faults per call)"
                 if report.get("allocator", "").startswith("freed") else "")
              + "; ratios above 1 mean "
              "nbloss is faster, except nbloss / floor (1 is the floor).", ""]

@@ -84,12 +84,12 @@ def test_compute_bound_computes_the_loss(loss, n, monkeypatch):
     np.testing.assert_allclose(run["grad"](), grad, rtol=1e-6, atol=1e-12)
 
 
-def test_workers_reuse_freed_memory_unless_told_otherwise(monkeypatch):
-    """Every contender's worker gets the same allocator environment: freed memory kept for
-    reuse by default, glibc's own behaviour with --fresh-pages."""
+def test_workers_reuse_freed_memory_only_when_asked(monkeypatch):
+    """Every contender's worker gets the same allocator environment: glibc's own by
+    default, freed memory kept for reuse with --reuse-memory."""
     seen = []
     monkeypatch.setattr(bench.subprocess, "Popen", lambda *a, env=None, **kw: seen.append(env))
     bench.Worker("floor")
-    bench.Worker("torch", reuse_memory=False)
-    assert {k: seen[0][k] for k in bench.REUSE_MEMORY_ENV} == bench.REUSE_MEMORY_ENV
-    assert seen[1] is None
+    bench.Worker("torch", reuse_memory=True)
+    assert seen[0] is None
+    assert {k: seen[1][k] for k in bench.REUSE_MEMORY_ENV} == bench.REUSE_MEMORY_ENV
