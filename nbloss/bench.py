@@ -4,8 +4,9 @@
 worker process: torch and numba both run thread pools, and in one process on a small
 machine they fight over the cores. The driver hands the workers one case at a time, in
 turn, so that every ratio compares timings taken seconds apart, and it repeats the whole
-sweep ``--rounds`` times in alternating order. It prints each result as it arrives, then a
-table of medians and ratios, and writes a JSON file and (with matplotlib) a PNG plot.
+sweep ``--rounds`` times, each round starting with another contender. It prints each
+result as it arrives, then a table of medians and ratios, and writes a JSON file and
+(with matplotlib) a PNG plot.
 
 Contenders (``../shared/benchmarking.md``):
 
@@ -377,7 +378,11 @@ def run_sweep(contenders, losses, dtypes, sizes, ops, rounds, min_time, log=prin
         done = 0
         started = time.perf_counter()
         for r in range(rounds):
-            order = list(contenders) if r % 2 == 0 else list(reversed(contenders))
+            # a different contender first in each round: the first to run a large case
+            # after a smaller one was seen to pay for the system's page handling (10x,
+            # for a whole case), and a median over rounds then drops that round
+            k = r % len(contenders)
+            order = list(contenders[k:]) + list(contenders[:k])
             for loss, dtype, n, op in cases:
                 parts = []
                 for c in order:
@@ -615,7 +620,7 @@ def add_arguments(parser):
     parser.add_argument("--contenders", type=lambda s: s.split(","), default=list(CONTENDERS),
                         help="comma-separated, from " + ",".join(CONTENDERS + EXTRA_CONTENDERS)
                         + " (default: all but compute)")
-    parser.add_argument("--rounds", type=int, default=1, help="sweeps, alternating the order")
+    parser.add_argument("--rounds", type=int, default=1, help="sweeps, each starting with another contender")
     parser.add_argument("--min-time", type=float, default=0.05,
                         help="seconds of timed calls per case and round")
     parser.add_argument("--out", default="nbloss-bench",
@@ -659,7 +664,7 @@ def run(args):
     report = {"date": date, "command": command.strip(), "machine": machine, "versions": versions,
               "method": "medians over calls (grouped into samples of >= 50 us) and over rounds; "
                         "each contender in its own worker process, cases alternated between "
-                        "workers", "allocator": "freed memory reused (" + " ".join(f"{k}={v}" for k, v in REUSE_MEMORY_ENV.items())
+                        "workers, each round starting with another contender", "allocator": "freed memory reused (" + " ".join(f"{k}={v}" for k, v in REUSE_MEMORY_ENV.items())
               + ")" if args.reuse_memory else "glibc's default",
               "param": PARAM, "results": records, "notes": notes, **extras}
     with open(os.path.join(args.out, "results.json"), "w") as f:
