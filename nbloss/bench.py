@@ -661,12 +661,14 @@ def run(args):
     os.makedirs(args.out, exist_ok=True)
     date = datetime.date.today().isoformat()
     command = "python -m nbloss bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else sys.argv[1:])
+    allocator = "glibc's default"
+    if args.reuse_memory:
+        allocator = "freed memory reused (" + " ".join(f"{k}={v}" for k, v in REUSE_MEMORY_ENV.items()) + ")"
     report = {"date": date, "command": command.strip(), "machine": machine, "versions": versions,
               "method": "medians over calls (grouped into samples of >= 50 us) and over rounds; "
                         "each contender in its own worker process, cases alternated between "
-                        "workers, each round starting with another contender", "allocator": "freed memory reused (" + " ".join(f"{k}={v}" for k, v in REUSE_MEMORY_ENV.items())
-              + ")" if args.reuse_memory else "glibc's default",
-              "param": PARAM, "results": records, "notes": notes, **extras}
+                        "workers, each round starting with another contender",
+              "allocator": allocator, "param": PARAM, "results": records, "notes": notes, **extras}
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(report, f, indent=1)
     md = summary_markdown(report, rows)
