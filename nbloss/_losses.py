@@ -61,6 +61,18 @@ def _parameters(loss, param, dtype):
     return kind, dtype.type(param), dtype.type(0.5), dtype.type(1)
 
 
+@functools.lru_cache(maxsize=64)
+def _reduction_scale(dtype, n, mean):
+    """1/N in ``dtype`` for 'mean' (N > 0), else 1; cached: a NumPy scalar costs about
+    0.2 us to make, a tenth of a small call's handling."""
+    return dtype.type(1.0 / n) if mean and n else dtype.type(1)
+
+
+def _flat(buf):
+    """A C-contiguous buffer as the kernels' 1-D view (itself when already 1-D)."""
+    return buf if buf.ndim == 1 else buf.reshape(-1)
+
+
 class CallBase:
     """What every backend's call (host ``_Call``, ``_device.DeviceCall``,
     ``_dask.DaskCall``) derives from its own ``grad_full``, ``hess_full``,
@@ -71,9 +83,7 @@ class CallBase:
     @property
     def scale(self):
         """The reduction's factor on each element's gradient: 1/N for 'mean', else 1."""
-        if self.reduction == "mean" and self.n:
-            return self.dtype.type(1.0 / self.n)
-        return self.dtype.type(1)
+        return _reduction_scale(self.dtype, self.n, self.reduction == "mean")
 
     def grad(self, out=None):
         return self.finish(self.grad_full(out), self.input_shape, out)
@@ -112,7 +122,7 @@ class _Call(CallBase):
     """
 
     __slots__ = ("reduction", "dtype", "out_dtype", "shape", "input_shape", "target_shape",
-                 "a", "b", "w", "sources", "n", "kind", "p", "half", "go", "g0", "kernels")
+                 "a", "b", "w", "sources", "n", "kind", "p", "half", "go", "g0")
 
     def __init__(self, input, target, loss, param, reduction, weight=None, grad_output=None,
                  warn_shapes=True):
@@ -140,7 +150,11 @@ class _Call(CallBase):
                 self.go = v.flat(go, self.shape, self.dtype)
             else:
                 self.g0 = go[()]
-        self.kernels = _cpu().kernels(self.kind, self.n)
+
+    def kernels(self, fused=False):
+        """The CPU kernels for this call's loss and size (``fused``: for a forward_sum
+        that also writes the gradient, whose threading threshold is lower)."""
+        return _cpu().kernels(self.kind, self.n, fused)
 
     def _normalise(self, input, target, weight, warn_shapes):
         """Any operands: Python numbers and lists, broadcasting, float16, mixed dtypes,
@@ -200,7 +214,7 @@ class _Call(CallBase):
     # -- operations ----------------------------------------------------------------------
 
     def loss(self, out=None):
-        k = self.kernels
+        k = self.kernels()
         if self.reduction != "none":
             if out is not None:
                 raise ValueError(f"out= is only for reduction='none', not '{self.reduction}'")
@@ -208,30 +222,29 @@ class _Call(CallBase):
             return self.reduced(k.forward_sum(self.a, self.b, self.w, self.p, self.half,
                                               self.half, None))
         buf = self.buffer(out, self.shape)
-        k.forward_none(self.a, self.b, self.w, self.p, self.half, buf.reshape(-1), None)
+        k.forward_none(self.a, self.b, self.w, self.p, self.half, _flat(buf), None)
         return self.finish(buf, self.shape, out)
 
     def grad_full(self, out=None, scale=None):
         """The gradient w.r.t. input in the broadcast shape (into ``out`` when it fits);
         ``scale`` replaces the reduction's factor (a Dask chunk's is the whole array's)."""
         buf = self.buffer(out, self.input_shape)
-        self.kernels.grad(self.a, self.b, self.w, self.go, self.p,
-                          self.scale if scale is None else scale, self.g0, buf.reshape(-1))
+        self.kernels().grad(self.a, self.b, self.w, self.go, self.p,
+                          self.scale if scale is None else scale, self.g0, _flat(buf))
         return buf
 
     def value_and_grad_full(self, out=None):
         """(loss, gradient w.r.t. input in the broadcast shape) from one fused kernel."""
-        k = self.kernels
         gbuf = self.buffer(out, self.input_shape)
         if self.reduction == "none":
             value = np.empty(self.shape, self.dtype)
-            k.forward_none(self.a, self.b, self.w, self.p, self.half,
-                           value.reshape(-1), gbuf.reshape(-1))
+            self.kernels().forward_none(self.a, self.b, self.w, self.p, self.half,
+                           _flat(value), _flat(gbuf))
             value = value.astype(self.out_dtype, copy=False)
         else:
-            fused = _cpu().kernels(self.kind, self.n, fused=True).forward_sum
+            fused = self.kernels(fused=True).forward_sum
             value = self.reduced(fused(self.a, self.b, self.w, self.p, self.half, self.scale,
-                                       gbuf.reshape(-1)))
+                                       _flat(gbuf)))
         return value, gbuf
 
     def backward_from(self, full, grad_output):
@@ -244,17 +257,17 @@ class _Call(CallBase):
 
     def hess_full(self, out=None, scale=None):
         buf = self.buffer(out, self.input_shape)
-        self.kernels.hess(self.a, self.b, self.w, self.p, self.half,
-                          self.scale if scale is None else scale, buf.reshape(-1))
+        self.kernels().hess(self.a, self.b, self.w, self.p, self.half,
+                          self.scale if scale is None else scale, _flat(buf))
         return buf
 
     def sum_and_grad(self, scale, with_grad):
         """(float64 sum of the weighted losses, ``scale`` times the gradient in the
         broadcast shape, or None) from one pass: a Dask chunk's share of a reduction."""
         grad = np.empty(self.shape, self.dtype) if with_grad else None
-        kernel = _cpu().kernels(self.kind, self.n, fused=with_grad).forward_sum
+        kernel = self.kernels(fused=with_grad).forward_sum
         total = kernel(self.a, self.b, self.w, self.p, self.half, scale,
-                       None if grad is None else grad.reshape(-1))
+                       None if grad is None else _flat(grad))
         return total, grad
 
 
