@@ -230,7 +230,7 @@ class _Call(CallBase):
         ``scale`` replaces the reduction's factor (a Dask chunk's is the whole array's)."""
         buf = self.buffer(out, self.input_shape)
         self.kernels().grad(self.a, self.b, self.w, self.go, self.p,
-                          self.scale if scale is None else scale, self.g0, _flat(buf))
+                            self.scale if scale is None else scale, self.g0, _flat(buf))
         return buf
 
     def value_and_grad_full(self, out=None):
@@ -239,7 +239,7 @@ class _Call(CallBase):
         if self.reduction == "none":
             value = np.empty(self.shape, self.dtype)
             self.kernels().forward_none(self.a, self.b, self.w, self.p, self.half,
-                           _flat(value), _flat(gbuf))
+                                        _flat(value), _flat(gbuf))
             value = value.astype(self.out_dtype, copy=False)
         else:
             fused = self.kernels(fused=True).forward_sum
@@ -258,7 +258,7 @@ class _Call(CallBase):
     def hess_full(self, out=None, scale=None):
         buf = self.buffer(out, self.input_shape)
         self.kernels().hess(self.a, self.b, self.w, self.p, self.half,
-                          self.scale if scale is None else scale, _flat(buf))
+                            self.scale if scale is None else scale, _flat(buf))
         return buf
 
     def sum_and_grad(self, scale, with_grad):

@@ -152,7 +152,7 @@ def compute_case(loss, op, a, b):
         return lambda: k.loss_each(n, a, b, p, inv, np.empty_like(a))
     if op == "grad":
         return lambda: k.grad(n, a, b, p, inv * scale, np.empty_like(a))
-    return lambda: (k.loss_sum_and_grad(n, a, b, p, inv, scale, zero, np.empty_like(a)) / n)
+    return lambda: k.loss_sum_and_grad(n, a, b, p, inv, scale, zero, np.empty_like(a)) / n
 
 
 def _floor_functions():
