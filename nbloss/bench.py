@@ -127,7 +127,7 @@ def numpy_case(loss, op, a, b):
 
 
 def floor_case(loss, op, a, b):
-    k = _kernels("floor", _floor_functions)
+    k = _kernels("floor", _floor_functions, fastmath={"reassoc", "nsz"})
     if op == "mean":
         return lambda: k.read2(a.size, a, b)
     if op == "fused":
@@ -141,7 +141,7 @@ def compute_case(loss, op, a, b):
     smooth_l1, in one fastmath loop (any reordering, no NaN/inf care), summing in the
     input's dtype, called with no argument handling. No implementation of the loss, exact
     or not, is expected to beat it; torch / compute bounds the speed-up any could reach."""
-    k = _kernels("compute", _compute_functions)
+    k = _kernels("compute", _compute_functions, fastmath=True)
     t = a.dtype.type
     n = a.size
     p, inv = t(PARAM), t(1 / PARAM if loss == "smooth_l1" else 1)
@@ -222,10 +222,10 @@ def _compute_functions():
 _BUILT = {}
 
 
-def _kernels(name, functions):
-    """An object whose methods are ``functions()``'s kernels, each called as
-    ``method(n, *args)``: serial below nbloss's threshold for that kind of kernel,
-    threaded above, like nbloss. Compiled (and cached to disk) on first use."""
+def _kernels(name, functions, fastmath):
+    """An object whose methods are ``functions()``'s kernels compiled with ``fastmath``,
+    each called as ``method(n, *args)``: serial below nbloss's threshold for that kind of
+    kernel, threaded above, like nbloss. Compiled (and cached to disk) on first use."""
     if name not in _BUILT:
         from numba import njit
 
@@ -233,7 +233,6 @@ def _kernels(name, functions):
 
         thresholds = {"reduce": _cpu.PARALLEL_MIN, "elementwise": _cpu.PARALLEL_MIN,
                       "fused": _cpu.PARALLEL_MIN_FUSED}
-        fastmath = {"floor": {"reassoc", "nsz"}, "compute": True}[name]
         ns = {}
         for fn, kind in functions().items():
             opts = dict(cache=True, fastmath=fastmath)
