@@ -5,9 +5,9 @@
 Each test times one (contender, loss, dtype, operation, N) case; the groups put the
 contenders of a case (the bounds floor and compute among them) side by side. The test
 suite runs each case once as a smoke test (``--benchmark-disable`` is in the default
-options), so the suite cannot rot; it asserts no time. For ratios to quote, use ``python -m nbloss bench``, which runs every contender
-in its own process: in one process torch's and numba's thread pools fight over a small
-machine's cores (``../shared/benchmarking.md`` explains).
+options), so the suite cannot rot; it asserts no time. For ratios to quote, use
+``python -m nbloss bench``, which runs every contender in its own process: in one process
+torch's and numba's thread pools fight over a small machine's cores (``../shared/benchmarking.md`` explains).
 """
 
 import functools
