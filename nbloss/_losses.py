@@ -13,6 +13,7 @@ Formulas (x = input - target, z = |x|, N = the broadcast element count):
 import functools
 import importlib
 import numbers
+from typing import NamedTuple
 
 import numpy as np
 
@@ -66,6 +67,30 @@ def _reduction_scale(dtype, n, mean):
     """1/N in ``dtype`` for 'mean' (N > 0), else 1; cached: a NumPy scalar costs about
     0.2 us to make, a tenth of a small call's handling."""
     return dtype.type(1.0 / n) if mean and n else dtype.type(1)
+
+
+class _Plan(NamedTuple):
+    """What a host call runs, fixed by its loss, parameter, dtype, size and reduction:
+    the kernel kind and its scalars (see :func:`_parameters`), the reduction's factor on
+    each gradient element, and the CPU kernels for this size (``fused_kernels``: for a
+    forward_sum that also writes the gradient, whose threading threshold is lower)."""
+    kind: int
+    p: np.floating
+    half: np.floating
+    one: np.floating
+    scale: np.floating
+    kernels: object
+    fused_kernels: object
+
+
+@functools.lru_cache(maxsize=256)
+def _plan(loss, param, dtype, n, reduction):
+    """The :class:`_Plan` of a host call; cached: looking its parts up one by one cost
+    about 0.4 us a call, a sixth of a small call's handling."""
+    kind, p, half, one = _parameters(loss, param, dtype)
+    cpu = _cpu()
+    return _Plan(kind, p, half, one, _reduction_scale(dtype, n, reduction == "mean"),
+                 cpu.kernels(kind, n), cpu.kernels(kind, n, fused=True))
 
 
 def _flat(buf):
@@ -122,7 +147,7 @@ class _Call(CallBase):
     """
 
     __slots__ = ("reduction", "dtype", "out_dtype", "shape", "input_shape", "target_shape",
-                 "a", "b", "w", "sources", "n", "kind", "p", "half", "go", "g0")
+                 "a", "b", "w", "sources", "n", "plan", "go", "g0")
 
     def __init__(self, input, target, loss, param, reduction, weight=None, grad_output=None,
                  warn_shapes=True):
@@ -142,7 +167,8 @@ class _Call(CallBase):
         else:
             self._normalise(input, target, weight, warn_shapes)
         self.n = self.a.size
-        self.kind, self.p, self.half, self.g0 = _parameters(loss, param, self.dtype)
+        self.plan = _plan(loss, param, self.dtype, self.n, self.reduction)
+        self.g0 = self.plan.one
         self.go = None
         if grad_output is not None:
             go = v.upstream_gradient(grad_output, self.reduction, self.shape, self.dtype)
@@ -151,10 +177,9 @@ class _Call(CallBase):
             else:
                 self.g0 = go[()]
 
-    def kernels(self, fused=False):
-        """The CPU kernels for this call's loss and size (``fused``: for a forward_sum
-        that also writes the gradient, whose threading threshold is lower)."""
-        return _cpu().kernels(self.kind, self.n, fused)
+    @property
+    def scale(self):
+        return self.plan.scale
 
     def _normalise(self, input, target, weight, warn_shapes):
         """Any operands: Python numbers and lists, broadcasting, float16, mixed dtypes,
@@ -214,37 +239,38 @@ class _Call(CallBase):
     # -- operations ----------------------------------------------------------------------
 
     def loss(self, out=None):
-        k = self.kernels()
+        plan = self.plan
         if self.reduction != "none":
             if out is not None:
                 raise ValueError(f"out= is only for reduction='none', not '{self.reduction}'")
             # without a gradient to write, forward_sum ignores its scale argument
-            return self.reduced(k.forward_sum(self.a, self.b, self.w, self.p, self.half,
-                                              self.half, None))
+            return self.reduced(plan.kernels.forward_sum(self.a, self.b, self.w, plan.p,
+                                                         plan.half, plan.half, None))
         buf = self.buffer(out, self.shape)
-        k.forward_none(self.a, self.b, self.w, self.p, self.half, _flat(buf), None)
+        plan.kernels.forward_none(self.a, self.b, self.w, plan.p, plan.half, _flat(buf), None)
         return self.finish(buf, self.shape, out)
 
     def grad_full(self, out=None, scale=None):
         """The gradient w.r.t. input in the broadcast shape (into ``out`` when it fits);
         ``scale`` replaces the reduction's factor (a Dask chunk's is the whole array's)."""
+        plan = self.plan
         buf = self.buffer(out, self.input_shape)
-        self.kernels().grad(self.a, self.b, self.w, self.go, self.p,
-                            self.scale if scale is None else scale, self.g0, _flat(buf))
+        plan.kernels.grad(self.a, self.b, self.w, self.go, plan.p,
+                          plan.scale if scale is None else scale, self.g0, _flat(buf))
         return buf
 
     def value_and_grad_full(self, out=None):
         """(loss, gradient w.r.t. input in the broadcast shape) from one fused kernel."""
+        plan = self.plan
         gbuf = self.buffer(out, self.input_shape)
         if self.reduction == "none":
             value = np.empty(self.shape, self.dtype)
-            self.kernels().forward_none(self.a, self.b, self.w, self.p, self.half,
-                                        _flat(value), _flat(gbuf))
+            plan.kernels.forward_none(self.a, self.b, self.w, plan.p, plan.half,
+                                      _flat(value), _flat(gbuf))
             value = value.astype(self.out_dtype, copy=False)
         else:
-            fused = self.kernels(fused=True).forward_sum
-            value = self.reduced(fused(self.a, self.b, self.w, self.p, self.half, self.scale,
-                                       _flat(gbuf)))
+            value = self.reduced(plan.fused_kernels.forward_sum(
+                self.a, self.b, self.w, plan.p, plan.half, plan.scale, _flat(gbuf)))
         return value, gbuf
 
     def backward_from(self, full, grad_output):
@@ -256,18 +282,20 @@ class _Call(CallBase):
         return self.split(full)
 
     def hess_full(self, out=None, scale=None):
+        plan = self.plan
         buf = self.buffer(out, self.input_shape)
-        self.kernels().hess(self.a, self.b, self.w, self.p, self.half,
-                            self.scale if scale is None else scale, _flat(buf))
+        plan.kernels.hess(self.a, self.b, self.w, plan.p, plan.half,
+                          plan.scale if scale is None else scale, _flat(buf))
         return buf
 
     def sum_and_grad(self, scale, with_grad):
         """(float64 sum of the weighted losses, ``scale`` times the gradient in the
         broadcast shape, or None) from one pass: a Dask chunk's share of a reduction."""
+        plan = self.plan
         grad = np.empty(self.shape, self.dtype) if with_grad else None
-        kernel = self.kernels(fused=with_grad).forward_sum
-        total = kernel(self.a, self.b, self.w, self.p, self.half, scale,
-                       None if grad is None else _flat(grad))
+        kernels = plan.fused_kernels if with_grad else plan.kernels
+        total = kernels.forward_sum(self.a, self.b, self.w, plan.p, plan.half, scale,
+                                    None if grad is None else _flat(grad))
         return total, grad
 
 
