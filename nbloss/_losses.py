@@ -71,10 +71,9 @@ def _reduction_scale(dtype, n, mean):
 
 class _Plan(NamedTuple):
     """What a host call runs, fixed by its loss, parameter, dtype, size and reduction:
-    the kernel kind and its scalars (see :func:`_parameters`), the reduction's factor on
-    each gradient element, and the CPU kernels for this size (``fused_kernels``: for a
-    forward_sum that also writes the gradient, whose threading threshold is lower)."""
-    kind: int
+    the kernel scalars (see :func:`_parameters`), the reduction's factor on each gradient
+    element, and the CPU kernels of the loss's kind for this size (``fused_kernels``: for
+    a forward_sum that also writes the gradient, whose threading threshold is lower)."""
     p: np.floating
     half: np.floating
     one: np.floating
@@ -89,7 +88,7 @@ def _plan(loss, param, dtype, n, reduction):
     about 0.4 us a call, a sixth of a small call's handling."""
     kind, p, half, one = _parameters(loss, param, dtype)
     cpu = _cpu()
-    return _Plan(kind, p, half, one, _reduction_scale(dtype, n, reduction == "mean"),
+    return _Plan(p, half, one, _reduction_scale(dtype, n, reduction == "mean"),
                  cpu.kernels(kind, n), cpu.kernels(kind, n, fused=True))
 
 
