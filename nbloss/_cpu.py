@@ -5,17 +5,20 @@ Every kernel takes 1-D C-contiguous arrays of one length ``n`` (``a`` = input,
 float32 or float64; numba promotes mixed pairs as NumPy does) and scalars already in the
 computation dtype. Shapes, broadcasting, dtypes and validation live in ``_losses``.
 
-Reductions are deterministic: the elements are cut into fixed blocks of
-``BLOCK_BYTES`` of the widest operand (2048 float32 or 1024 float64 elements); each
-block's losses are summed in float64 by ``_block_loss_sum``, whose order depends only on
-the block's length, and the block sums are added left to right. Nothing depends on how
-many threads ran the blocks or where the buffers are, so results are bit-identical for
-any ``numba.set_num_threads``, and the fused kernel's sum equals the plain loss's.
+Reductions are deterministic: the elements are cut into fixed blocks of ``BLOCK_BYTES`` of
+the widest operand (2048 float32 or 1024 float64 elements); each block's losses are summed
+in float64 by a store-free loop whose order depends only on the block's length, and the
+block sums are added left to right. Nothing depends on how many threads ran the blocks or
+where the buffers are, so results are bit-identical for any ``numba.set_num_threads``.
 
-The fused kernels compute the loss, its gradient and the reduction in one pass over
-memory: per block, a store-free loop sums the losses, then a second loop writes the
-gradient while the block's inputs are still in the L1 cache. A 'mean'/'sum' allocates one
-float64 per block (0.4% of a float32 input's bytes): no N-sized temporary.
+``forward_sum`` computes and sums a block's losses in one loop (``_block_loss_sum``).
+``fused_sum`` computes the loss, its gradient and the reduction in one pass over memory:
+per block, one elementwise loop writes the gradient and stores the losses in a small
+buffer that stays in the L1 cache, then ``_block_sum`` adds them up. The two loops that
+sum are vectorised separately, so a sum from ``fused_sum`` may differ from
+``forward_sum``'s in its last bits (seen with float64 weights). A 'mean'/'sum' allocates one
+float64 per block (0.4% of a float32 input's bytes) and ``fused_sum`` one block-sized
+buffer per run of blocks: no N-sized temporary.
 
 Each kernel is compiled twice: threaded (``prange``) and serial (the same code with
 ``prange`` acting as ``range``), and the size picks one (:func:`kernels`).
@@ -29,6 +32,7 @@ from . import _tbb
 _tbb.load_tbb()  # before numba can choose its threading layer: TBB, not OpenMP
 
 import numpy as np  # noqa: E402
+import numba  # noqa: E402
 from numba import njit, prange, types  # noqa: E402
 from numba.extending import overload  # noqa: E402
 
@@ -45,6 +49,8 @@ BLOCK_BYTES = 8192
 # for the fused loss-and-gradient reduction, which does twice the work per element.
 PARALLEL_MIN = 1 << 16
 PARALLEL_MIN_FUSED = 40_000
+# runs of consecutive blocks per thread in a threaded reduction (see chunks())
+CHUNKS_PER_THREAD = 4
 
 # No fastmath flags in the kernels: nnan/ninf would fold away NaN and inf handling, and
 # reassoc in a loop that also stores would let a runtime alias check pick between two
@@ -53,8 +59,8 @@ _OPTIONS = dict(cache=True, error_model="numpy", fastmath=False)
 
 element = _math.compile_for(njit(**_OPTIONS))
 loss = element.loss
-dloss = element.dloss
 forward_at = element.forward_at
+loss_and_grad_at = element.loss_and_grad_at
 grad_at = element.grad_at
 hess_at = element.hess_at
 
@@ -120,6 +126,27 @@ def block_length(dtype):
     return BLOCK_BYTES // np.dtype(dtype).itemsize
 
 
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz"})
+def _block_sum(values):
+    """sum(values) over one block, accumulated in float64, in an order that depends on
+    len(values) alone (see ``_block_loss_sum``)."""
+    acc = 0.0
+    for m in range(values.size):
+        acc += np.float64(values[m])
+    return acc
+
+
+def _empty_like_scalar(length, like):
+    """An uninitialised 1-D array of ``length`` elements of the float ``like``'s type."""
+
+
+@overload(_empty_like_scalar, jit_options=_OPTIONS)
+def _empty_like_scalar_of_type(length, like):
+    if like == types.float32:
+        return lambda length, like: np.empty(length, np.float32)
+    return lambda length, like: np.empty(length, np.float64)
+
+
 @njit(**_OPTIONS)
 def _ordered_sum(block_sums):
     total = 0.0
@@ -141,6 +168,7 @@ def _serial_clone(fn):
 class Kernels(NamedTuple):
     forward_none: object
     forward_sum: object
+    fused_sum: object
     grad: object
     hess: object
 
@@ -166,11 +194,9 @@ def _family(kind):
         for i in prange(a.size):
             forward_at(k, i, a, b, w, p, half, half_p, one, loss_out, grad_out)
 
-    def forward_sum(a, b, w, p, half, scale, grad_out):
-        """sum(w * loss(a - b)) in float64 and, when grad_out is given, grad_out =
-        scale * w * dloss(a - b) in the same pass"""
+    def forward_sum(a, b, w, p, half):
+        """sum(w * loss(a - b)) in float64"""
         k = spec[0]
-        one = _one_like(half)
         half_p = half * p
         n = a.size
         block = _block_length(a, b, w)
@@ -181,20 +207,40 @@ def _family(kind):
             hi = min(n, lo + block)
             # per-block slices, indexed from 0: numba then knows no index is negative,
             # and the loop vectorises (about 2.5x faster than indexing a[lo + m])
-            ab, bb = a[lo:hi], b[lo:hi]
             if w is not None:
                 wb = w[lo:hi]
             else:
                 wb = None
-            # the sum first: it streams the block in from memory while it computes; the
-            # gradient loop then reads it from L1 while its stores drain (measured on 2
-            # cores, fused: 6-19% faster than the gradient loop first)
-            block_sums[j] = _block_loss_sum(k, ab, bb, wb, p, half, half_p)
-            if grad_out is not None:
-                gb = grad_out[lo:hi]
+            block_sums[j] = _block_loss_sum(k, a[lo:hi], b[lo:hi], wb, p, half, half_p)
+        return _ordered_sum(block_sums)
+
+    def fused_sum(a, b, w, p, half, scale, grad_out, chunks):
+        """sum(w * loss(a - b)) in float64 and grad_out = scale * w * dloss(a - b), one
+        pass. The blocks are dealt out in ``chunks`` runs of consecutive blocks (see
+        :func:`chunks`), each with one buffer for its blocks' losses."""
+        k = spec[0]
+        one = _one_like(half)
+        half_p = half * p
+        n = a.size
+        block = _block_length(a, b, w)
+        nblocks = (n + block - 1) // block
+        block_sums = np.empty(nblocks, np.float64)
+        nchunks = min(nblocks, chunks)
+        for c in prange(nchunks):
+            losses = _empty_like_scalar(min(n, block), p)
+            for j in range(c * nblocks // nchunks, (c + 1) * nblocks // nchunks):
+                lo = j * block
+                hi = min(n, lo + block)
+                ab, bb, gb, lb = a[lo:hi], b[lo:hi], grad_out[lo:hi], losses[:hi - lo]
+                if w is not None:
+                    wb = w[lo:hi]
+                else:
+                    wb = None
+                # one elementwise loop writes the losses (to the L1-resident buffer) and
+                # the gradient; a store-free loop then sums the losses
                 for m in range(hi - lo):
-                    t = one if w is None else wb[m]
-                    gb[m] = dloss(k, ab[m] - bb[m], p, scale, t)
+                    lb[m] = loss_and_grad_at(k, m, ab, bb, wb, p, half, half_p, one, scale, gb)
+                block_sums[j] = _block_sum(lb)
         return _ordered_sum(block_sums)
 
     def grad(a, b, w, go, p, scale, g0, out):
@@ -210,7 +256,7 @@ def _family(kind):
         for i in prange(a.size):
             hess_at(k, i, a, b, w, p, scale, one, out)
 
-    fns = (forward_none, forward_sum, grad, hess)
+    fns = (forward_none, forward_sum, fused_sum, grad, hess)
     serial = Kernels(*(njit(**_OPTIONS)(_serial_clone(f)) for f in fns))
     parallel = Kernels(*(njit(parallel=True, **_OPTIONS)(f) for f in fns))
     return Variants(serial, parallel)
@@ -219,8 +265,17 @@ def _family(kind):
 FAMILIES = {kind: _family(kind) for kind in (_math.SMOOTH_L1, _math.HUBER, _math.L1)}
 
 
+def chunks(n):
+    """How many runs of consecutive blocks ``fused_sum`` deals out over ``n`` elements: one
+    for the serial kernel; for the threaded one ``CHUNKS_PER_THREAD`` per thread, so that
+    the losses buffer is allocated a few times per call, not once per block, and a thread
+    that falls behind leaves its share to the others. (A kernel that reads the thread count
+    cannot be cached on disk by numba, so the caller passes it.)"""
+    return CHUNKS_PER_THREAD * numba.get_num_threads() if n >= PARALLEL_MIN_FUSED else 1
+
+
 def kernels(kind, n, fused=False):
     """The kernels to run over ``n`` elements of loss ``kind``: threaded from
-    ``PARALLEL_MIN`` elements on (``PARALLEL_MIN_FUSED`` for a forward_sum that also
-    writes the gradient), serial below."""
+    ``PARALLEL_MIN`` elements on (``PARALLEL_MIN_FUSED`` for ``fused_sum``), serial
+    below."""
     return FAMILIES[kind][n >= (PARALLEL_MIN_FUSED if fused else PARALLEL_MIN)]

@@ -33,9 +33,8 @@ FULL_MASK = 0xFFFFFFFF
 _OPTIONS = dict(cache=not SIMULATOR, fastmath=False)
 
 element = _math.compile_for(cuda.jit(device=True))
-loss = element.loss
-dloss = element.dloss
 forward_at = element.forward_at
+loss_and_grad_at = element.loss_and_grad_at
 grad_at = element.grad_at
 hess_at = element.hess_at
 
@@ -189,16 +188,7 @@ class Kernels:
             shared = cuda.shared.array(THREADS, float64)
             acc = float64(0)
             for i in range(cuda.grid(1), a.size, cuda.gridsize(1)):
-                x = a[i] - b[i]
-                t = one
-                if w is not None:
-                    t = w[i]
-                if grad_out is not None:
-                    grad_out[i] = dloss(k, x, p, scale, t)
-                v = loss(k, x, p, half, half_p)
-                if w is not None:
-                    v = v * t
-                acc += v
+                acc += loss_and_grad_at(k, i, a, b, w, p, half, half_p, one, scale, grad_out)
             acc = _block_sum(acc, shared)
             if cuda.threadIdx.x == 0:
                 partials[cuda.blockIdx.x] = acc

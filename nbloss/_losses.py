@@ -73,13 +73,15 @@ class _Plan(NamedTuple):
     """What a host call runs, fixed by its loss, parameter, dtype, size and reduction:
     the kernel scalars (see :func:`_parameters`), the reduction's factor on each gradient
     element, and the CPU kernels of the loss's kind for this size (``fused_kernels``: for
-    a forward_sum that also writes the gradient, whose threading threshold is lower)."""
+    ``fused_sum``, whose threading threshold is lower, with the runs of blocks it deals
+    out, ``_cpu.chunks``)."""
     p: np.floating
     half: np.floating
     one: np.floating
     scale: np.floating
     kernels: object
     fused_kernels: object
+    chunks: int
 
 
 @functools.lru_cache(maxsize=256)
@@ -89,7 +91,7 @@ def _plan(loss, param, dtype, n, reduction):
     kind, p, half, one = _parameters(loss, param, dtype)
     cpu = _cpu()
     return _Plan(p, half, one, _reduction_scale(dtype, n, reduction == "mean"),
-                 cpu.kernels(kind, n), cpu.kernels(kind, n, fused=True))
+                 cpu.kernels(kind, n), cpu.kernels(kind, n, fused=True), cpu.chunks(n))
 
 
 def _flat(buf):
@@ -242,9 +244,8 @@ class _Call(CallBase):
         if self.reduction != "none":
             if out is not None:
                 raise ValueError(f"out= is only for reduction='none', not '{self.reduction}'")
-            # without a gradient to write, forward_sum ignores its scale argument
             return self.reduced(plan.kernels.forward_sum(self.a, self.b, self.w, plan.p,
-                                                         plan.half, plan.half, None))
+                                                         plan.half))
         buf = self.buffer(out, self.shape)
         plan.kernels.forward_none(self.a, self.b, self.w, plan.p, plan.half, _flat(buf), None)
         return self.finish(buf, self.shape, out)
@@ -268,8 +269,9 @@ class _Call(CallBase):
                                       _flat(value), _flat(gbuf))
             value = value.astype(self.out_dtype, copy=False)
         else:
-            value = self.reduced(plan.fused_kernels.forward_sum(
-                self.a, self.b, self.w, plan.p, plan.half, plan.scale, _flat(gbuf)))
+            value = self.reduced(plan.fused_kernels.fused_sum(
+                self.a, self.b, self.w, plan.p, plan.half, plan.scale, _flat(gbuf),
+                plan.chunks))
         return value, gbuf
 
     def backward_from(self, full, grad_output):
@@ -291,10 +293,11 @@ class _Call(CallBase):
         """(float64 sum of the weighted losses, ``scale`` times the gradient in the
         broadcast shape, or None) from one pass: a Dask chunk's share of a reduction."""
         plan = self.plan
-        grad = np.empty(self.shape, self.dtype) if with_grad else None
-        kernels = plan.fused_kernels if with_grad else plan.kernels
-        total = kernels.forward_sum(self.a, self.b, self.w, plan.p, plan.half, scale,
-                                    None if grad is None else _flat(grad))
+        if not with_grad:
+            return plan.kernels.forward_sum(self.a, self.b, self.w, plan.p, plan.half), None
+        grad = np.empty(self.shape, self.dtype)
+        total = plan.fused_kernels.fused_sum(self.a, self.b, self.w, plan.p, plan.half, scale,
+                                             _flat(grad), plan.chunks)
         return total, grad
 
 

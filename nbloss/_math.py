@@ -84,19 +84,26 @@ def d2loss(kind, x, p, scale, t):
 # Both backends loop over these (``prange`` on the CPU, a grid-stride loop on CUDA). ``a``,
 # ``b`` and the optional (None) ``w``, ``go`` and outputs are flat arrays; ``i`` the index.
 
-def forward_at(kind, i, a, b, w, p, half, half_p, one, loss_out, grad_out):
-    """loss_out[i] = w * loss(x) and/or grad_out[i] = w * dloss(x), x = a[i] - b[i]."""
+def loss_and_grad_at(kind, i, a, b, w, p, half, half_p, one, scale, grad_out):
+    """w[i] * loss(x), x = a[i] - b[i]; and grad_out[i] = scale * w[i] * dloss(x) when
+    grad_out is given: one element of a fused loss and gradient."""
     x = a[i] - b[i]
     t = one
     if w is not None:
         t = w[i]
-    if loss_out is not None:
-        v = loss(kind, x, p, half, half_p)
-        if w is not None:
-            v = v * t
-        loss_out[i] = v
     if grad_out is not None:
-        grad_out[i] = dloss(kind, x, p, one, t)
+        grad_out[i] = dloss(kind, x, p, scale, t)
+    v = loss(kind, x, p, half, half_p)
+    if w is not None:
+        v = v * t
+    return v
+
+
+def forward_at(kind, i, a, b, w, p, half, half_p, one, loss_out, grad_out):
+    """loss_out[i] = w * loss(x) and/or grad_out[i] = w * dloss(x), x = a[i] - b[i]."""
+    v = loss_and_grad_at(kind, i, a, b, w, p, half, half_p, one, one, grad_out)
+    if loss_out is not None:
+        loss_out[i] = v
 
 
 def grad_at(kind, i, a, b, w, go, p, scale, g0, out):
@@ -117,7 +124,8 @@ def hess_at(kind, i, a, b, w, p, scale, one, out):
     out[i] = d2loss(kind, a[i] - b[i], p, scale, t)
 
 
-ELEMENT_FUNCTIONS = ("loss", "dloss", "d2loss", "forward_at", "grad_at", "hess_at")
+ELEMENT_FUNCTIONS = ("loss", "dloss", "d2loss", "loss_and_grad_at", "forward_at", "grad_at",
+                     "hess_at")
 
 
 def compile_for(jit):

@@ -304,7 +304,7 @@ def _versions(contender):
 
         versions.update(nbloss=nbloss.__version__, numba=numba.__version__,
                         numba_threads=numba.get_num_threads())
-        _cpu.FAMILIES[0].parallel.forward_sum(np.zeros(8), np.zeros(8), None, 1.0, 0.5, 1.0, None)
+        _cpu.FAMILIES[0].parallel.forward_sum(np.zeros(8), np.zeros(8), None, 1.0, 0.5)
         versions["numba_threading_layer"] = numba.threading_layer()
     if contender == "torch":
         import torch

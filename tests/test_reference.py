@@ -1,13 +1,14 @@
 """Every public function against the plain float64 formulas of tests/reference.py, for
 each dtype, reduction, weight and size, on random and adversarial inputs."""
 
+import math
 import warnings
 
 import numpy as np
 import pytest
 
 import nbloss
-from conftest import LARGE, SMALL, adversarial, random_pair
+from conftest import LARGE, MIDDLE, SMALL, adversarial, random_pair
 import reference as ref
 
 FUNCS = {
@@ -110,6 +111,24 @@ def test_weighted(name, reduction, n):
     # a weight that broadcasts to the loss shape
     a2, b2 = a[: n // 7 * 7].reshape(-1, 7), b[: n // 7 * 7].reshape(-1, 7)
     check_all(name, a2, b2, 0.7, reduction, weight=np.linspace(0, 2, 7))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_sum_matches_the_plain_sum_on_every_block_remainder(dtype):
+    """The fused kernel stores a block's losses and sums them in a loop of its own: the
+    same float64 terms as the plain loss, perhaps in another order (a few ulps apart)."""
+    rng = np.random.default_rng(6)
+    sizes = list(range(70)) + [1023, 1024, 1025, 2047, 2048, 2049, 3 * 1024 + 33, MIDDLE]
+    for n in sizes:
+        a, b = random_pair(n, dtype, seed=n)
+        for w in (None, rng.random(n).astype(dtype)):
+            total = nbloss.smooth_l1_loss(a, b, 0.7, "sum", weight=w)
+            fused = nbloss.smooth_l1_loss_value_and_grad(a, b, 0.7, "sum", weight=w)[0]
+            terms = ref.smooth_l1(a, b, 0.7) * (1 if w is None else w.astype(np.float64))
+            exact = math.fsum(terms.tolist())
+            # the sum's rounding, and each loss's in the dtype
+            rtol = 2 * n * np.finfo(np.float64).eps + 4 * np.finfo(dtype).eps
+            np.testing.assert_allclose([fused, total], [exact, exact], rtol=rtol, err_msg=f"n={n}")
 
 
 @pytest.mark.parametrize("name", FUNCS)
