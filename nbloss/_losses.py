@@ -94,6 +94,14 @@ def _plan(loss, param, dtype, n, reduction):
                  cpu.kernels(kind, n), cpu.kernels(kind, n, fused=True), cpu.chunks(n))
 
 
+def _reduced(total, n, reduction, dtype):
+    """A kernel's float64 sum as the result: divided by N for 'mean' (NaN when N = 0), as a
+    NumPy scalar of ``dtype``."""
+    if reduction == "mean":
+        total = total / n if n else np.nan
+    return dtype.type(total)
+
+
 def _flat(buf):
     """A C-contiguous buffer as the kernels' 1-D view (itself when already 1-D)."""
     return buf if buf.ndim == 1 else buf.reshape(-1)
@@ -211,9 +219,7 @@ class _Call(CallBase):
     # -- results -------------------------------------------------------------------------
 
     def reduced(self, total):
-        if self.reduction == "mean":
-            total = total / self.n if self.n else np.nan
-        return self.out_dtype.type(total)
+        return _reduced(total, self.n, self.reduction, self.out_dtype)
 
     def buffer(self, out, shape):
         """Where a kernel writes an array of ``shape``: straight into ``out`` when it is
@@ -301,6 +307,28 @@ class _Call(CallBase):
         return total, grad
 
 
+def _common_reduction(input, target, loss, param, reduction, with_grad):
+    """``loss()`` (or ``value_and_grad()`` when ``with_grad``) of the most common call, in
+    a few steps: two ndarrays of one float32/float64 dtype and shape, reduced to 'mean' or
+    'sum', no weight, out or stream; ``param`` already checked. None for any other call,
+    which ``_Call`` handles (it takes about 1 us longer: a fifth of a fused call at 1e4
+    elements, 8% at 1e5)."""
+    if not (type(input) is np.ndarray and type(target) is np.ndarray
+            and type(reduction) is str and (reduction == "mean" or reduction == "sum")
+            and (input.dtype is _FLOAT32 or input.dtype is _FLOAT64)
+            and target.dtype is input.dtype and input.shape == target.shape):
+        return None
+    a, b = v.flat_array(input), v.flat_array(target)
+    plan = _plan(loss, param, input.dtype, a.size, reduction)
+    if not with_grad:
+        return _reduced(plan.kernels.forward_sum(a, b, None, plan.p, plan.half), a.size,
+                        reduction, input.dtype)
+    grad = np.empty(input.shape, input.dtype)
+    total = plan.fused_kernels.fused_sum(a, b, None, plan.p, plan.half, plan.scale,
+                                         _flat(grad), plan.chunks)
+    return _reduced(total, a.size, reduction, input.dtype), grad
+
+
 # -- the kinds and their parameters ------------------------------------------------------
 
 def new_call(input, target, loss, param, reduction, weight=None, stream=None, **kw):
@@ -341,6 +369,10 @@ def smooth_l1_loss(input, target, beta=1.0, reduction="mean", *, weight=None, ou
     Returns a NumPy scalar for 'mean'/'sum', an array of the broadcast shape for 'none'
     (written into ``out`` when given).
     """
+    if weight is out is stream is size_average is reduce is None:
+        common = _common_reduction(input, target, "smooth_l1", v.check_beta(beta), reduction, False)
+        if common is not None:
+            return common
     return _smooth_l1_call(input, target, beta, reduction, weight, size_average, reduce,
                            stream=stream).loss(out)
 
@@ -352,6 +384,10 @@ def huber_loss(input, target, delta=1.0, reduction="mean", *, weight=None, out=N
     ``huber(x; delta) = delta * smooth_l1(x; beta=delta)``. Reductions, ``weight`` and
     ``out`` as in :func:`smooth_l1_loss`.
     """
+    if weight is out is stream is None:
+        common = _common_reduction(input, target, "huber", v.check_delta(delta), reduction, False)
+        if common is not None:
+            return common
     return _huber_call(input, target, delta, reduction, weight, stream=stream).loss(out)
 
 
@@ -377,6 +413,10 @@ def smooth_l1_loss_value_and_grad(input, target, beta=1.0, reduction="mean", *, 
                                   out=None, stream=None, size_average=None, reduce=None):
     """``(smooth_l1_loss(...), smooth_l1_loss_grad(...))`` in one pass over memory; ``out``
     receives the gradient. Shaped for ``scipy.optimize.minimize(fun, x0, jac=True)``."""
+    if weight is out is stream is size_average is reduce is None:
+        common = _common_reduction(input, target, "smooth_l1", v.check_beta(beta), reduction, True)
+        if common is not None:
+            return common
     return _smooth_l1_call(input, target, beta, reduction, weight, size_average, reduce,
                            stream=stream).value_and_grad(out)
 
@@ -385,6 +425,10 @@ def huber_loss_value_and_grad(input, target, delta=1.0, reduction="mean", *, wei
                               stream=None):
     """``(huber_loss(...), huber_loss_grad(...))`` in one pass over memory; ``out``
     receives the gradient."""
+    if weight is out is stream is None:
+        common = _common_reduction(input, target, "huber", v.check_delta(delta), reduction, True)
+        if common is not None:
+            return common
     return _huber_call(input, target, delta, reduction, weight, stream=stream).value_and_grad(out)
 
 

@@ -113,6 +113,21 @@ def test_weighted(name, reduction, n):
     check_all(name, a2, b2, 0.7, reduction, weight=np.linspace(0, 2, 7))
 
 
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("n", [SMALL, MIDDLE])
+def test_common_case_shortcut_equals_the_general_path(name, reduction, n):
+    """Two same-dtype ndarrays take a shortcut past the general argument handling; lists
+    of the same float64 values take the general path: the same results, bit for bit."""
+    loss, _, value_and_grad, _, _ = FUNCS[name]
+    a, b = random_pair(n, np.float64, seed=7)
+    assert loss(a, b, 0.7, reduction) == loss(a.tolist(), b.tolist(), 0.7, reduction)
+    value, grad = value_and_grad(a, b, 0.7, reduction)
+    general_value, general_grad = value_and_grad(a.tolist(), b.tolist(), 0.7, reduction)
+    assert value == general_value and type(value) is type(general_value) is np.float64
+    np.testing.assert_array_equal(grad, general_grad)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_fused_sum_matches_the_plain_sum_on_every_block_remainder(dtype):
     """The fused kernel stores a block's losses and sums them in a loop of its own: the
