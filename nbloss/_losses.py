@@ -94,6 +94,15 @@ def _plan(loss, param, dtype, n, reduction):
                  cpu.kernels(kind, n), cpu.kernels(kind, n, fused=True), cpu.chunks(n))
 
 
+def _same_float_arrays(input, target):
+    """Two ndarrays of one float32/float64 dtype and one shape: the common case, which
+    needs no normalisation. (NumPy's native float dtypes are singletons, so ``is``
+    suffices; any other dtype object takes the general path.)"""
+    return (type(input) is np.ndarray and type(target) is np.ndarray
+            and (input.dtype is _FLOAT32 or input.dtype is _FLOAT64)
+            and target.dtype is input.dtype and input.shape == target.shape)
+
+
 def _reduced(total, n, reduction, dtype):
     """A kernel's float64 sum as the result: divided by N for 'mean' (NaN when N = 0), as a
     NumPy scalar of ``dtype``."""
@@ -161,12 +170,8 @@ class _Call(CallBase):
     def __init__(self, input, target, loss, param, reduction, weight=None, grad_output=None,
                  warn_shapes=True):
         self.reduction = v.check_reduction(reduction)
-        if (type(input) is np.ndarray and type(target) is np.ndarray and weight is None
-                and (input.dtype is _FLOAT32 or input.dtype is _FLOAT64)
-                and target.dtype is input.dtype and input.shape == target.shape):
-            # the common case, taken with a few cheap checks: at 1e3 elements the general
-            # path below costs several times the kernel. (NumPy's native float dtypes are
-            # singletons, so ``is`` suffices; any other dtype object takes the general path.)
+        if weight is None and _same_float_arrays(input, target):
+            # at 1e3 elements the general path below costs several times the kernel
             self.dtype = self.out_dtype = input.dtype
             self.shape = self.input_shape = self.target_shape = input.shape
             self.a = v.flat_array(input)
@@ -307,30 +312,33 @@ class _Call(CallBase):
         return total, grad
 
 
-def _common_reduction(loss, input, target, param, reduction, with_grad, *options):
-    """``loss()`` (or ``value_and_grad()`` when ``with_grad``) of the most common call, in
-    a few steps: two ndarrays of one float32/float64 dtype and shape, reduced to 'mean' or
-    'sum', every optional argument (``options``: weight, out, stream, ...) None. None for
-    any other call, which ``_Call`` handles (it takes about 1 us longer: a fifth of a fused
-    call at 1e4 elements, 8% at 1e5)."""
-    for option in options:
-        if option is not None:
-            return None
-    param = v.check_beta(param) if loss == "smooth_l1" else v.check_delta(param)
-    if not (type(input) is np.ndarray and type(target) is np.ndarray
+def _loss_entry(loss, with_grad, input, target, param, reduction, weight, out, stream,
+                size_average=None, reduce=None):
+    """``loss(out)`` (``value_and_grad(out)`` when ``with_grad``) of a public call of
+    ``loss`` ('smooth_l1' or 'huber'). The most common call, two ndarrays of one
+    float32/float64 dtype and shape reduced to 'mean' or 'sum' with no optional argument,
+    goes from the parameter check straight to the cached plan's kernel; any other goes
+    through ``_Call`` (about 1 us longer: a fifth of a fused call at 1e4 elements, 8% at
+    1e5)."""
+    if (weight is out is stream is size_average is reduce is None
             and type(reduction) is str and (reduction == "mean" or reduction == "sum")
-            and (input.dtype is _FLOAT32 or input.dtype is _FLOAT64)
-            and target.dtype is input.dtype and input.shape == target.shape):
-        return None
-    a, b = v.flat_array(input), v.flat_array(target)
-    plan = _plan(loss, param, input.dtype, a.size, reduction)
-    if not with_grad:
-        return _reduced(plan.kernels.forward_sum(a, b, None, plan.p, plan.half), a.size,
-                        reduction, input.dtype)
-    grad = np.empty(input.shape, input.dtype)
-    total = plan.fused_kernels.fused_sum(a, b, None, plan.p, plan.half, plan.scale,
-                                         _flat(grad), plan.chunks)
-    return _reduced(total, a.size, reduction, input.dtype), grad
+            and _same_float_arrays(input, target)):
+        param = v.check_beta(param) if loss == "smooth_l1" else v.check_delta(param)
+        a, b = v.flat_array(input), v.flat_array(target)
+        plan = _plan(loss, param, input.dtype, a.size, reduction)
+        if not with_grad:
+            return _reduced(plan.kernels.forward_sum(a, b, None, plan.p, plan.half), a.size,
+                            reduction, input.dtype)
+        grad = np.empty(input.shape, input.dtype)
+        total = plan.fused_kernels.fused_sum(a, b, None, plan.p, plan.half, plan.scale,
+                                             _flat(grad), plan.chunks)
+        return _reduced(total, a.size, reduction, input.dtype), grad
+    if loss == "smooth_l1":
+        call = _smooth_l1_call(input, target, param, reduction, weight, size_average, reduce,
+                               stream=stream)
+    else:
+        call = _huber_call(input, target, param, reduction, weight, stream=stream)
+    return call.value_and_grad(out) if with_grad else call.loss(out)
 
 
 # -- the kinds and their parameters ------------------------------------------------------
@@ -373,12 +381,8 @@ def smooth_l1_loss(input, target, beta=1.0, reduction="mean", *, weight=None, ou
     Returns a NumPy scalar for 'mean'/'sum', an array of the broadcast shape for 'none'
     (written into ``out`` when given).
     """
-    common = _common_reduction("smooth_l1", input, target, beta, reduction, False, weight, out,
-                               stream, size_average, reduce)
-    if common is not None:
-        return common
-    return _smooth_l1_call(input, target, beta, reduction, weight, size_average, reduce,
-                           stream=stream).loss(out)
+    return _loss_entry("smooth_l1", False, input, target, beta, reduction, weight, out, stream,
+                       size_average, reduce)
 
 
 def huber_loss(input, target, delta=1.0, reduction="mean", *, weight=None, out=None, stream=None):
@@ -388,10 +392,7 @@ def huber_loss(input, target, delta=1.0, reduction="mean", *, weight=None, out=N
     ``huber(x; delta) = delta * smooth_l1(x; beta=delta)``. Reductions, ``weight`` and
     ``out`` as in :func:`smooth_l1_loss`.
     """
-    common = _common_reduction("huber", input, target, delta, reduction, False, weight, out, stream)
-    if common is not None:
-        return common
-    return _huber_call(input, target, delta, reduction, weight, stream=stream).loss(out)
+    return _loss_entry("huber", False, input, target, delta, reduction, weight, out, stream)
 
 
 def smooth_l1_loss_grad(input, target, beta=1.0, reduction="mean", *, weight=None, out=None,
@@ -416,22 +417,15 @@ def smooth_l1_loss_value_and_grad(input, target, beta=1.0, reduction="mean", *, 
                                   out=None, stream=None, size_average=None, reduce=None):
     """``(smooth_l1_loss(...), smooth_l1_loss_grad(...))`` in one pass over memory; ``out``
     receives the gradient. Shaped for ``scipy.optimize.minimize(fun, x0, jac=True)``."""
-    common = _common_reduction("smooth_l1", input, target, beta, reduction, True, weight, out,
-                               stream, size_average, reduce)
-    if common is not None:
-        return common
-    return _smooth_l1_call(input, target, beta, reduction, weight, size_average, reduce,
-                           stream=stream).value_and_grad(out)
+    return _loss_entry("smooth_l1", True, input, target, beta, reduction, weight, out, stream,
+                       size_average, reduce)
 
 
 def huber_loss_value_and_grad(input, target, delta=1.0, reduction="mean", *, weight=None, out=None,
                               stream=None):
     """``(huber_loss(...), huber_loss_grad(...))`` in one pass over memory; ``out``
     receives the gradient."""
-    common = _common_reduction("huber", input, target, delta, reduction, True, weight, out, stream)
-    if common is not None:
-        return common
-    return _huber_call(input, target, delta, reduction, weight, stream=stream).value_and_grad(out)
+    return _loss_entry("huber", True, input, target, delta, reduction, weight, out, stream)
 
 
 def smooth_l1_loss_backward(grad_output, input, target, beta=1.0, reduction="mean", *,
