@@ -144,15 +144,18 @@ def compute_case(loss, op, a, b):
     k = _kernels("compute", _compute_functions, fastmath=True)
     t = a.dtype.type
     n = a.size
-    p, inv = t(PARAM), t(1 / PARAM if loss == "smooth_l1" else 1)
+    # every scalar in the input's dtype: a Python float would make numba compute a
+    # float32 loss in float64
+    p, inv, half = t(PARAM), t(1 / PARAM if loss == "smooth_l1" else 1), t(0.5)
     zero, scale = t(0), t(1 / n)
     if op == "mean":
-        return lambda: k.loss_sum(n, a, b, p, inv, zero) / n
+        return lambda: k.loss_sum(n, a, b, p, inv, half, zero) / n
     if op == "none":
-        return lambda: k.loss_each(n, a, b, p, inv, np.empty_like(a))
+        return lambda: k.loss_each(n, a, b, p, inv, half, np.empty_like(a))
     if op == "grad":
         return lambda: k.grad(n, a, b, p, inv * scale, np.empty_like(a))
-    return lambda: k.loss_sum_and_grad(n, a, b, p, inv, scale, zero, np.empty_like(a)) / n
+    return lambda: k.loss_sum_and_grad(n, a, b, p, inv, half, scale, zero,
+                                       np.empty_like(a)) / n
 
 
 def _floor_functions():
@@ -184,19 +187,19 @@ def _floor_functions():
 def _compute_functions():
     from numba import prange
 
-    def loss_sum(a, b, p, inv, zero):
+    def loss_sum(a, b, p, inv, half, zero):
         acc = zero
         for i in prange(a.size):
             z = abs(a[i] - b[i])
             q = min(z, p)
-            acc += q * (z - 0.5 * q) * inv
+            acc += q * (z - half * q) * inv
         return acc
 
-    def loss_each(a, b, p, inv, out):
+    def loss_each(a, b, p, inv, half, out):
         for i in prange(a.size):
             z = abs(a[i] - b[i])
             q = min(z, p)
-            out[i] = q * (z - 0.5 * q) * inv
+            out[i] = q * (z - half * q) * inv
         return out
 
     def grad(a, b, p, factor, out):
@@ -204,14 +207,14 @@ def _compute_functions():
             out[i] = max(min(a[i] - b[i], p), -p) * factor
         return out
 
-    def loss_sum_and_grad(a, b, p, inv, scale, zero, out):
+    def loss_sum_and_grad(a, b, p, inv, half, scale, zero, out):
         acc = zero
         factor = inv * scale
         for i in prange(a.size):
             x = a[i] - b[i]
             z = abs(x)
             q = min(z, p)
-            acc += q * (z - 0.5 * q) * inv
+            acc += q * (z - half * q) * inv
             out[i] = max(min(x, p), -p) * factor
         return acc
 
