@@ -24,6 +24,7 @@ Each kernel is compiled twice: threaded (``prange``) and serial (the same code w
 ``prange`` acting as ``range``), and the size picks one (:func:`kernels`).
 """
 
+import contextlib
 import types as pytypes
 from typing import NamedTuple
 
@@ -33,7 +34,11 @@ _tbb.load_tbb()  # before numba can choose its threading layer: TBB, not OpenMP
 
 import numpy as np  # noqa: E402
 import numba  # noqa: E402
+import llvmlite.binding as llvm  # noqa: E402
 from numba import njit, prange, types  # noqa: E402
+from numba.core.compiler import CompilerBase, DefaultPassBuilder  # noqa: E402
+from numba.core.compiler_machinery import register_pass  # noqa: E402
+from numba.core.typed_passes import BaseNativeLowering  # noqa: E402
 from numba.extending import overload  # noqa: E402
 
 from . import _math  # noqa: E402
@@ -53,10 +58,72 @@ PARALLEL_MIN_FUSED = 40_000
 # runs of consecutive blocks per thread in a threaded reduction (see chunks())
 CHUNKS_PER_THREAD = 4
 
+
+# -- compilation ---------------------------------------------------------------------------
+
+_wide_depth = 0
+
+
+@contextlib.contextmanager
+def _wide_vectors():
+    """LLVM's loop vectoriser told to size its vectors by the narrowest type in a loop
+    instead of the widest (``-vectorizer-maximize-bandwidth``), while this block runs.
+
+    A float32 loss summed in float64 is otherwise vectorised 8 lanes wide (the float64
+    accumulator fills a 512-bit register), and its float32 arithmetic then runs at half
+    width: measured on AVX-512, 'mean' over float32 is 12-32% faster with 16 lanes. The
+    option is global to LLVM, so it is set only while numba lowers nbloss's own functions,
+    under numba's compiler lock (no other compilation runs meanwhile), and reset after."""
+    global _wide_depth
+    if _wide_depth == 0:
+        llvm.set_option("", "-vectorizer-maximize-bandwidth=true")
+    _wide_depth += 1
+    try:
+        yield
+    finally:
+        _wide_depth -= 1
+        if _wide_depth == 0:
+            llvm.set_option("", "-vectorizer-maximize-bandwidth=false")
+
+
+_WIDENED = {}
+
+
+def _widened(lowering):
+    """The lowering pass ``lowering`` (a numba pass class) run under :func:`_wide_vectors`;
+    LLVM optimises a function's module when numba lowers it."""
+    if lowering not in _WIDENED:
+        @register_pass(mutates_CFG=True, analysis_only=False)
+        class Widened(lowering):
+            _name = "nbloss_wide_" + lowering._name
+
+            def run_pass(self, state):
+                with _wide_vectors():
+                    return super().run_pass(state)
+
+        _WIDENED[lowering] = Widened
+    return _WIDENED[lowering]
+
+
+class WideVectorCompiler(CompilerBase):
+    """numba's nopython pipeline with its lowering pass run under :func:`_wide_vectors`
+    (``njit(pipeline_class=WideVectorCompiler)``)."""
+
+    def define_pipelines(self):
+        pm = DefaultPassBuilder.define_nopython_pipeline(self.state)
+        pm.passes = [(_widened(p) if issubclass(p, BaseNativeLowering) else p, d)
+                     for p, d in pm.passes]
+        pm.finalize()
+        return [pm]
+
+
 # No fastmath flags in the kernels: nnan/ninf would fold away NaN and inf handling, and
 # reassoc in a loop that also stores would let a runtime alias check pick between two
 # summation orders (seen: a 1-ulp change with the address of the gradient buffer).
-_OPTIONS = dict(cache=True, error_model="numpy", fastmath=False)
+_OPTIONS = dict(cache=True, error_model="numpy", fastmath=False,
+                pipeline_class=WideVectorCompiler)
+# the store-free block sums: only their additions may be reordered
+_SUM_OPTIONS = dict(_OPTIONS, fastmath={"reassoc", "nsz"})
 
 element = _math.compile_for(njit(**_OPTIONS))
 loss = element.loss
@@ -75,7 +142,7 @@ def _element_loss(kind, a, b, w, p, half, half_p):
     return v
 
 
-@njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz"})
+@njit(**_SUM_OPTIONS)
 def _block_loss_sum(kind, a, b, w, p, half, half_p):
     """sum(w * loss(a - b)) over one block, accumulated in float64.
 
@@ -126,7 +193,7 @@ def block_length(dtype):
     return BLOCK_BYTES // np.dtype(dtype).itemsize
 
 
-@njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz"})
+@njit(**_SUM_OPTIONS)
 def _block_sum(values):
     """sum(values) over one block, accumulated in float64, in an order that depends on
     len(values) alone (see ``_block_loss_sum``)."""

@@ -238,7 +238,9 @@ def _kernels(name, functions, fastmath):
                       "fused": _cpu.PARALLEL_MIN_FUSED}
         ns = {}
         for fn, kind in functions().items():
-            opts = dict(cache=True, fastmath=fastmath)
+            # compiled like nbloss's kernels (the same vector widths), so that a bound
+            # differs from nbloss by what the code does, not by how it was compiled
+            opts = dict(cache=True, fastmath=fastmath, pipeline_class=_cpu.WideVectorCompiler)
             variants = (njit(**opts)(_cpu._serial_clone(fn)), njit(parallel=True, **opts)(fn))
             ns[fn.__name__] = staticmethod(
                 lambda n, *args, _v=variants, _t=thresholds[kind]: _v[n >= _t](*args))

@@ -45,3 +45,42 @@ def test_every_kernel_uses_packed_simd(tmp_path):
     assert len(counts) >= 16
     for key, (packed, _scalar) in counts.items():
         assert packed >= 4, (key, packed)
+
+
+WIDTH_SCRIPT = r"""
+import json, re
+import numpy as np
+from numba import njit
+from nbloss import _cpu
+
+def squares_sum(a):  # float32 arithmetic summed in float64, as in nbloss's reductions
+    acc = 0.0
+    for i in range(a.size):
+        acc += np.float64(a[i] * a[i])
+    return acc
+
+def registers(**options):
+    fn = njit(fastmath={"reassoc"}, **options)(squares_sum)  # a new dispatcher each time
+    fn(np.ones(64, np.float32))
+    asm = fn.inspect_asm(fn.signatures[0])
+    return sorted(set(re.findall(r"^\s+vmulps\s+.*%([xyz]mm)", asm, re.M)))
+
+before = registers()
+wide = registers(pipeline_class=_cpu.WideVectorCompiler)
+after = registers()
+print(json.dumps([before, wide, after]))
+"""
+
+
+def test_wide_vectors_apply_to_nbloss_compilation_only(tmp_path):
+    """nbloss compiles its kernels with LLVM's loop vectoriser sizing vectors by the
+    narrowest type (``_cpu.WideVectorCompiler``); the option is LLVM-global, so a function
+    compiled before and after one of nbloss's must be vectorised as numba always does."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-c", WIDTH_SCRIPT], capture_output=True,
+                          text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    before, wide, after = json.loads(proc.stdout)
+    assert before, "no packed float32 multiply: not an x86 machine with AVX?"
+    assert after == before
+    assert wide != before, (before, wide)  # e.g. ymm -> zmm: 16 float32 lanes, not 8
