@@ -71,7 +71,7 @@ def _wide_vectors():
 
     A float32 loss summed in float64 is otherwise vectorised 8 lanes wide (the float64
     accumulator fills a 512-bit register), and its float32 arithmetic then runs at half
-    width: measured on AVX-512, 'mean' over float32 is 12-32% faster with 16 lanes. The
+    width: measured on AVX-512, a float32 'mean' is 14-25% faster with 16 lanes. The
     option is global to LLVM, so it is set only while numba lowers nbloss's own functions,
     under numba's compiler lock (no other compilation runs meanwhile), and reset after."""
     global _wide_depth
