@@ -17,7 +17,7 @@ per block, one elementwise loop writes the gradient and stores the losses in a s
 buffer that stays in the L1 cache, then ``_block_sum`` adds them up. The two loops that
 sum are vectorised separately, so a sum from ``fused_sum`` may differ from
 ``forward_sum``'s in its last bits (seen with float64 weights). A 'mean'/'sum' allocates one
-float64 per block (0.4% of a float32 input's bytes) and ``fused_sum`` one block-sized
+float64 per block (0.1% of the input's bytes) and ``fused_sum`` one block-sized
 buffer per run of blocks: no N-sized temporary.
 
 Each kernel is compiled twice: threaded (``prange``) and serial (the same code with

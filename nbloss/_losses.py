@@ -83,6 +83,17 @@ class _Plan(NamedTuple):
     fused_kernels: object
     chunks: int
 
+    def loss_sum(self, a, b, w):
+        """float64 sum(w * loss(a - b)) over flat operands (``w`` may be None)."""
+        return self.kernels.forward_sum(a, b, w, self.p, self.half)
+
+    def loss_sum_and_grad(self, a, b, w, grad, scale=None):
+        """float64 sum(w * loss(a - b)), and ``grad`` (C-contiguous) = scale * w *
+        dloss(a - b) in the same pass; ``scale`` defaults to the reduction's factor."""
+        return self.fused_kernels.fused_sum(a, b, w, self.p, self.half,
+                                            self.scale if scale is None else scale,
+                                            _flat(grad), self.chunks)
+
 
 @functools.lru_cache(maxsize=256)
 def _plan(loss, param, dtype, n, reduction):
@@ -260,8 +271,7 @@ class _Call(CallBase):
         if self.reduction != "none":
             if out is not None:
                 raise ValueError(f"out= is only for reduction='none', not '{self.reduction}'")
-            return self.reduced(plan.kernels.forward_sum(self.a, self.b, self.w, plan.p,
-                                                         plan.half))
+            return self.reduced(plan.loss_sum(self.a, self.b, self.w))
         buf = self.buffer(out, self.shape)
         plan.kernels.forward_none(self.a, self.b, self.w, plan.p, plan.half, _flat(buf), None)
         return self.finish(buf, self.shape, out)
@@ -285,9 +295,7 @@ class _Call(CallBase):
                                       _flat(value), _flat(gbuf))
             value = value.astype(self.out_dtype, copy=False)
         else:
-            value = self.reduced(plan.fused_kernels.fused_sum(
-                self.a, self.b, self.w, plan.p, plan.half, plan.scale, _flat(gbuf),
-                plan.chunks))
+            value = self.reduced(plan.loss_sum_and_grad(self.a, self.b, self.w, gbuf))
         return value, gbuf
 
     def backward_from(self, full, grad_output):
@@ -308,13 +316,10 @@ class _Call(CallBase):
     def sum_and_grad(self, scale, with_grad):
         """(float64 sum of the weighted losses, ``scale`` times the gradient in the
         broadcast shape, or None) from one pass: a Dask chunk's share of a reduction."""
-        plan = self.plan
         if not with_grad:
-            return plan.kernels.forward_sum(self.a, self.b, self.w, plan.p, plan.half), None
+            return self.plan.loss_sum(self.a, self.b, self.w), None
         grad = np.empty(self.shape, self.dtype)
-        total = plan.fused_kernels.fused_sum(self.a, self.b, self.w, plan.p, plan.half, scale,
-                                             _flat(grad), plan.chunks)
-        return total, grad
+        return self.plan.loss_sum_and_grad(self.a, self.b, self.w, grad, scale), grad
 
 
 def _loss_entry(loss, with_grad, input, target, param, reduction, weight, out, stream,
@@ -332,11 +337,9 @@ def _loss_entry(loss, with_grad, input, target, param, reduction, weight, out, s
         a, b = v.flat_array(input), v.flat_array(target)
         plan = _plan(loss, param, input.dtype, a.size, reduction)
         if not with_grad:
-            return _reduced(plan.kernels.forward_sum(a, b, None, plan.p, plan.half), a.size,
-                            reduction, input.dtype)
+            return _reduced(plan.loss_sum(a, b, None), a.size, reduction, input.dtype)
         grad = np.empty(input.shape, input.dtype)
-        total = plan.fused_kernels.fused_sum(a, b, None, plan.p, plan.half, plan.scale,
-                                             _flat(grad), plan.chunks)
+        total = plan.loss_sum_and_grad(a, b, None, grad)
         return _reduced(total, a.size, reduction, input.dtype), grad
     if loss == "smooth_l1":
         call = _smooth_l1_call(input, target, param, reduction, weight, size_average, reduce,
