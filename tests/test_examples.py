@@ -34,8 +34,11 @@ def fits(robust):
 def test_lbfgs_newton_cg_and_least_squares_agree(robust, fits):
     A, y, r = fits
     delta = 1.0
+    # each solver stops where its steps no longer change the float64 objective (a sum of
+    # 600 losses): 1.5-2.5e-9 of the gradient at the start, SciPy's least_squares included
+    start = robust.gradient_norm(A, y, np.zeros(A.shape[1]), delta)
     for name in ("lbfgs", "newton_cg", "least_squares"):
-        assert robust.gradient_norm(A, y, r[name], delta) < 1e-6, name
+        assert robust.gradient_norm(A, y, r[name], delta) < 1e-8 * start, name
     for name in ("newton_cg", "least_squares"):
         bound = robust.distance_bound(A, y, r["lbfgs"], delta,
                                       [robust.gradient_norm(A, y, r[k], delta) for k in ("lbfgs", name)])
