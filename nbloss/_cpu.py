@@ -11,14 +11,12 @@ in float64 by a store-free loop whose order depends only on the block's length, 
 block sums are added left to right. Nothing depends on how many threads ran the blocks or
 where the buffers are, so results are bit-identical for any ``numba.set_num_threads``.
 
-``forward_sum`` computes and sums a block's losses in one loop (``_block_loss_sum``).
-``fused_sum`` computes the loss, its gradient and the reduction in one pass over memory:
-per block, one elementwise loop writes the gradient and stores the losses in a small
-buffer that stays in the L1 cache, then ``_block_sum`` adds them up. The two loops that
-sum are vectorised separately, so a sum from ``fused_sum`` may differ from
-``forward_sum``'s in its last bits (seen with float64 weights). A 'mean'/'sum' allocates one
-float64 per block (0.1% of the input's bytes) and ``fused_sum`` one block-sized
-buffer per run of blocks: no N-sized temporary.
+``forward_sum`` computes and sums a block's losses in one loop (``_block_loss_sum``);
+``fused_sum`` runs the same loop writing each element's gradient too: loss, gradient and
+reduction in one pass over memory. The two loops are vectorised separately, so their sums
+may differ in the last bits.
+A reduction allocates one float64 per block (0.1% of the input's bytes): no N-sized
+temporary.
 
 Each kernel is compiled twice: threaded (``prange``) and serial (the same code with
 ``prange`` acting as ``range``), and the size picks one (:func:`kernels`).
@@ -33,7 +31,6 @@ from . import _tbb
 _tbb.load_tbb()  # before numba can choose its threading layer: TBB, not OpenMP
 
 import numpy as np  # noqa: E402
-import numba  # noqa: E402
 import llvmlite.binding as llvm  # noqa: E402
 from numba import njit, prange, types  # noqa: E402
 from numba.core.compiler import CompilerBase, DefaultPassBuilder  # noqa: E402
@@ -43,11 +40,9 @@ from numba.extending import overload  # noqa: E402
 
 from . import _math  # noqa: E402
 
-# bytes of the widest operand per reduction block. A fused block (input, target, gradient
-# and the losses buffer: 32 KB) then stays in a 48 KB L1 cache between the loop that
-# writes it and the loop that sums the losses. Measured on 2 cores: 16 KB per operand was
-# 4-22% slower fused, 4 KB no faster overall (float64 fused up to 11% faster, 'mean' 1-3%
-# slower).
+# bytes of the widest operand per reduction block: each float64 lane of a block's vector
+# sum then adds at most 128 terms, and the block sums take 0.1% of the input's bytes.
+# Measured on 2 cores: 16 and 32 KB within noise of 8 KB ('mean' and fused, 1e4-1e7).
 BLOCK_BYTES = 8192
 # below these many elements the serial kernels run: waking the thread pool (about 3 us
 # with TBB) costs more than a cheap loss gains from it. Crossovers measured on 2 cores
@@ -55,112 +50,98 @@ BLOCK_BYTES = 8192
 # for the fused loss-and-gradient reduction, which does twice the work per element.
 PARALLEL_MIN = 1 << 16
 PARALLEL_MIN_FUSED = 40_000
-# runs of consecutive blocks per thread in a threaded reduction (see chunks())
-CHUNKS_PER_THREAD = 4
 
 
 # -- compilation ---------------------------------------------------------------------------
 
-_wide_depth = 0
+# LLVM's command-line options that nbloss sets while it compiles, at their defaults. They
+# are global to LLVM, so they are set only while numba lowers (and LLVM optimises) one of
+# nbloss's own functions, under numba's compiler lock (no other compilation runs
+# meanwhile), and put back after.
+_llvm_now = {"vectorizer-maximize-bandwidth": "false"}
+
+# Vectors sized by the narrowest type in a loop instead of the widest: a float32 loss
+# summed in float64 is otherwise vectorised 8 lanes wide (the float64 accumulator fills a
+# 512-bit register), and its float32 arithmetic then runs at half width (measured on
+# AVX-512: a float32 'mean' 14-25% faster with 16 lanes).
+WIDE_VECTORS = {"vectorizer-maximize-bandwidth": "true"}
 
 
 @contextlib.contextmanager
-def _wide_vectors():
-    """LLVM's loop vectoriser told to size its vectors by the narrowest type in a loop
-    instead of the widest (``-vectorizer-maximize-bandwidth``), while this block runs.
-
-    A float32 loss summed in float64 is otherwise vectorised 8 lanes wide (the float64
-    accumulator fills a 512-bit register), and its float32 arithmetic then runs at half
-    width: measured on AVX-512, a float32 'mean' is 14-25% faster with 16 lanes. The
-    option is global to LLVM, so it is set only while numba lowers nbloss's own functions,
-    under numba's compiler lock (no other compilation runs meanwhile), and reset after."""
-    global _wide_depth
-    if _wide_depth == 0:
-        llvm.set_option("", "-vectorizer-maximize-bandwidth=true")
-    _wide_depth += 1
+def _llvm_options(options):
+    """LLVM's options (name -> value) set while this block runs, then those before."""
+    before = {name: _llvm_now[name] for name in options}
+    _set_llvm_options(options)
     try:
         yield
     finally:
-        _wide_depth -= 1
-        if _wide_depth == 0:
-            llvm.set_option("", "-vectorizer-maximize-bandwidth=false")
+        _set_llvm_options(before)
 
 
-_WIDENED = {}
+def _set_llvm_options(options):
+    for name, value in options.items():
+        llvm.set_option("", f"-{name}={value}")
+        _llvm_now[name] = value
 
 
-def _widened(lowering):
-    """The lowering pass ``lowering`` (a numba pass class) run under :func:`_wide_vectors`;
-    LLVM optimises a function's module when numba lowers it."""
-    if lowering not in _WIDENED:
+_LOWERINGS = {}
+
+
+def _lowering_with(lowering, options):
+    """The lowering pass ``lowering`` (a numba pass class) run under
+    :func:`_llvm_options` (``options``); LLVM optimises a function's module when numba
+    lowers it."""
+    key = (lowering, tuple(sorted(options.items())))
+    if key not in _LOWERINGS:
         @register_pass(mutates_CFG=True, analysis_only=False)
-        class Widened(lowering):
-            _name = "nbloss_wide_" + lowering._name
+        class Lowering(lowering):
+            _name = f"nbloss_{len(_LOWERINGS)}_{lowering._name}"
 
             def run_pass(self, state):
-                with _wide_vectors():
+                with _llvm_options(options):
                     return super().run_pass(state)
 
-        _WIDENED[lowering] = Widened
-    return _WIDENED[lowering]
+        _LOWERINGS[key] = Lowering
+    return _LOWERINGS[key]
 
 
 class WideVectorCompiler(CompilerBase):
-    """numba's nopython pipeline with its lowering pass run under :func:`_wide_vectors`
+    """numba's nopython pipeline with its lowering pass run under ``WIDE_VECTORS``
     (``njit(pipeline_class=WideVectorCompiler)``)."""
 
     def define_pipelines(self):
         pm = DefaultPassBuilder.define_nopython_pipeline(self.state)
-        pm.passes = [(_widened(p) if issubclass(p, BaseNativeLowering) else p, d)
-                     for p, d in pm.passes]
+        pm.passes = [(_lowering_with(p, WIDE_VECTORS) if issubclass(p, BaseNativeLowering)
+                      else p, d) for p, d in pm.passes]
         pm.finalize()
         return [pm]
 
 
-# No fastmath flags in the kernels: nnan/ninf would fold away NaN and inf handling, and
-# reassoc in a loop that also stores would let a runtime alias check pick between two
-# summation orders (seen: a 1-ulp change with the address of the gradient buffer).
+class BlockSumCompiler(WideVectorCompiler):
+    """:class:`WideVectorCompiler` for the block sums, whose array arguments never overlap
+    one that the function writes (LLVM's ``noalias`` on each data pointer): otherwise a
+    runtime alias check chooses between a vector and a scalar loop, which add in different
+    orders (seen: a 1-ulp change with the address of the gradient buffer). nbloss's
+    kernels can promise it: ``out=`` may not share memory with an input (``_validate``),
+    and every other output is freshly allocated."""
+
+    def define_pipelines(self):
+        self.state.flags.noalias = True
+        return super().define_pipelines()
+
+
+# No fastmath flags in the kernels: nnan/ninf would fold away NaN and inf handling.
 _OPTIONS = dict(cache=True, error_model="numpy", fastmath=False,
                 pipeline_class=WideVectorCompiler)
-# the store-free block sums: only their additions may be reordered
-_SUM_OPTIONS = dict(_OPTIONS, fastmath={"reassoc", "nsz"})
+# the block sums: only their additions may be reordered
+_SUM_OPTIONS = dict(_OPTIONS, fastmath={"reassoc", "nsz"},
+                    pipeline_class=BlockSumCompiler)
 
 element = _math.compile_for(njit(**_OPTIONS))
-loss = element.loss
 forward_at = element.forward_at
 loss_and_grad_at = element.loss_and_grad_at
 grad_at = element.grad_at
 hess_at = element.hess_at
-
-
-@njit(**_OPTIONS)
-def _element_loss(kind, a, b, w, p, half, half_p):
-    """w * loss(a - b), or loss(a - b) when w is None: the strict part of the sum below."""
-    v = loss(kind, a - b, p, half, half_p)
-    if w is not None:
-        v = v * w
-    return v
-
-
-@njit(**_SUM_OPTIONS)
-def _block_loss_sum(kind, a, b, w, p, half, half_p):
-    """sum(w * loss(a - b)) over one block, accumulated in float64.
-
-    Only the additions may be reordered (``reassoc``), which lets the compiler keep SIMD
-    partial sums; the loss itself is computed by a strict callee. The order then depends
-    on len(a) alone: the loop stores nothing, so no runtime alias check can send it down
-    a scalar path with another order (seen when a loop also stored gradients: the sum
-    changed with the address of the gradient buffer). Index loops on purpose: numba's
-    array iterator (``for v in values``) does not vectorise (measured 10x slower).
-    """
-    acc = 0.0
-    if w is None:
-        for m in range(a.size):
-            acc += _element_loss(kind, a[m], b[m], None, p, half, half_p)
-    else:
-        for m in range(a.size):
-            acc += _element_loss(kind, a[m], b[m], w[m], p, half, half_p)
-    return acc
 
 
 def _block_length(a, b, w):
@@ -174,6 +155,19 @@ def _block_length_of_types(a, b, w):
     # kernel ran 7-40% slower
     length = min(block_length(str(t.dtype)) for t in (a, b, w) if isinstance(t, types.Array))
     return lambda a, b, w: length
+
+
+def _part(x, lo, hi):
+    """x[lo:hi], or None when x is None."""
+
+
+@overload(_part, jit_options=_OPTIONS)
+def _part_of_type(x, lo, hi):
+    # chosen by type: ``x[lo:hi] if x is not None else None`` is typed Optional(array) when
+    # x is an array, which the block loop would check at run time
+    if x is types.none:
+        return lambda x, lo, hi: None
+    return lambda x, lo, hi: x[lo:hi]
 
 
 def _one_like(x):
@@ -194,12 +188,23 @@ def block_length(dtype):
 
 
 @njit(**_SUM_OPTIONS)
-def _block_sum(values):
-    """sum(values) over one block, accumulated in float64, in an order that depends on
-    len(values) alone (see ``_block_loss_sum``)."""
+def _block_loss_sum(kind, a, b, w, p, half, half_p, one, scale, grad_out, lo, hi):
+    """sum(w * loss(a - b)) over the block [lo, hi), accumulated in float64; and grad_out =
+    scale * w * dloss(a - b) there in the same loop when grad_out is not None.
+
+    Only the additions may be reordered (``reassoc``), which lets the compiler keep SIMD
+    partial sums; the loss and gradient are computed by a strict callee. The order of the
+    additions depends on hi - lo alone (see :class:`BlockSumCompiler`). With and without
+    the gradient the loop is vectorised separately, so the two sums may differ in their
+    last bits. Index loops on purpose: numba's array iterator (``for v in values``) does
+    not vectorise (measured 10x slower).
+    """
+    # slices indexed from 0: numba then knows no index is negative, and the loop
+    # vectorises (about 2.5x faster than indexing a[lo + m])
+    ab, bb, wb, gb = a[lo:hi], b[lo:hi], _part(w, lo, hi), _part(grad_out, lo, hi)
     acc = 0.0
-    for m in range(values.size):
-        acc += np.float64(values[m])
+    for m in range(hi - lo):
+        acc += loss_and_grad_at(kind, m, ab, bb, wb, p, half, half_p, one, scale, gb)
     return acc
 
 
@@ -253,50 +258,26 @@ def _family(kind):
     def forward_sum(a, b, w, p, half):
         """sum(w * loss(a - b)) in float64"""
         k = spec[0]
-        half_p = half * p
+        one = _one_like(half)
         n = a.size
         block = _block_length(a, b, w)
-        nblocks = (n + block - 1) // block
-        block_sums = np.empty(nblocks, np.float64)
-        for j in prange(nblocks):
-            lo = j * block
-            hi = min(n, lo + block)
-            # per-block slices, indexed from 0: numba then knows no index is negative,
-            # and the loop vectorises (about 2.5x faster than indexing a[lo + m])
-            if w is not None:
-                wb = w[lo:hi]
-            else:
-                wb = None
-            block_sums[j] = _block_loss_sum(k, a[lo:hi], b[lo:hi], wb, p, half, half_p)
+        block_sums = np.empty((n + block - 1) // block, np.float64)
+        for j in prange(block_sums.size):
+            block_sums[j] = _block_loss_sum(k, a, b, w, p, half, half * p, one, one, None,
+                                            j * block, min(n, (j + 1) * block))
         return _ordered_sum(block_sums)
 
-    def fused_sum(a, b, w, p, half, scale, grad_out, chunks):
-        """sum(w * loss(a - b)) in float64 and grad_out = scale * w * dloss(a - b), one
-        pass. The blocks are dealt out in ``chunks`` runs of consecutive blocks (see
-        :func:`chunks`), each with one buffer for its blocks' losses."""
+    def fused_sum(a, b, w, p, half, scale, grad_out):
+        """sum(w * loss(a - b)) in float64 and grad_out = scale * w * dloss(a - b), in one
+        pass"""
         k = spec[0]
         one = _one_like(half)
-        half_p = half * p
         n = a.size
         block = _block_length(a, b, w)
-        nblocks = (n + block - 1) // block
-        block_sums = np.empty(nblocks, np.float64)
-        nchunks = min(nblocks, chunks)
-        for c in prange(nchunks):
-            losses = np.empty(min(n, block), grad_out.dtype)  # the computation dtype
-            for j in range(c * nblocks // nchunks, (c + 1) * nblocks // nchunks):
-                lo = j * block
-                hi = min(n, lo + block)
-                ab, bb, gb, lb = a[lo:hi], b[lo:hi], grad_out[lo:hi], losses[:hi - lo]
-                if w is not None:
-                    wb = w[lo:hi]
-                else:
-                    wb = None
-                # one elementwise loop writes the losses (to the L1-resident buffer) and
-                # the gradient; a store-free loop then sums the losses
-                for m in range(hi - lo):
-                    lb[m] = loss_and_grad_at(k, m, ab, bb, wb, p, half, half_p, one, scale, gb)
-                block_sums[j] = _block_sum(lb)
+        block_sums = np.empty((n + block - 1) // block, np.float64)
+        for j in prange(block_sums.size):
+            block_sums[j] = _block_loss_sum(k, a, b, w, p, half, half * p, one, scale,
+                                            grad_out, j * block, min(n, (j + 1) * block))
         return _ordered_sum(block_sums)
 
     def grad(a, b, w, go, p, scale, g0, out):
@@ -319,15 +300,6 @@ def _family(kind):
 
 
 FAMILIES = {kind: _family(kind) for kind in (_math.SMOOTH_L1, _math.HUBER, _math.L1)}
-
-
-def chunks(n):
-    """How many runs of consecutive blocks ``fused_sum`` deals out over ``n`` elements: one
-    for the serial kernel; for the threaded one ``CHUNKS_PER_THREAD`` per thread, so that
-    the losses buffer is allocated a few times per call, not once per block, and a thread
-    that falls behind leaves its share to the others. (A kernel that reads the thread count
-    cannot be cached on disk by numba, so the caller passes it.)"""
-    return CHUNKS_PER_THREAD * numba.get_num_threads() if n >= PARALLEL_MIN_FUSED else 1
 
 
 def kernels(kind, n, fused=False):

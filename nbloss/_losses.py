@@ -73,15 +73,13 @@ class _Plan(NamedTuple):
     """What a host call runs, fixed by its loss, parameter, dtype, size and reduction:
     the kernel scalars (see :func:`_parameters`), the reduction's factor on each gradient
     element, and the CPU kernels of the loss's kind for this size (``fused_kernels``: for
-    ``fused_sum``, whose threading threshold is lower, with the runs of blocks it deals
-    out, ``_cpu.chunks``)."""
+    ``fused_sum``, whose threading threshold is lower)."""
     p: np.floating
     half: np.floating
     one: np.floating
     scale: np.floating
     kernels: object
     fused_kernels: object
-    chunks: int
 
     def loss_sum(self, a, b, w):
         """float64 sum(w * loss(a - b)) over flat operands (``w`` may be None)."""
@@ -91,8 +89,7 @@ class _Plan(NamedTuple):
         """float64 sum(w * loss(a - b)), and ``grad`` (C-contiguous) = scale * w *
         dloss(a - b) in the same pass; ``scale`` defaults to the reduction's factor."""
         return self.fused_kernels.fused_sum(a, b, w, self.p, self.half,
-                                            self.scale if scale is None else scale,
-                                            _flat(grad), self.chunks)
+                                            self.scale if scale is None else scale, _flat(grad))
 
 
 @functools.lru_cache(maxsize=256)
@@ -102,7 +99,7 @@ def _plan(loss, param, dtype, n, reduction):
     kind, p, half, one = _parameters(loss, param, dtype)
     cpu = _cpu()
     return _Plan(p, half, one, _reduction_scale(dtype, n, reduction == "mean"),
-                 cpu.kernels(kind, n), cpu.kernels(kind, n, fused=True), cpu.chunks(n))
+                 cpu.kernels(kind, n), cpu.kernels(kind, n, fused=True))
 
 
 def _same_float_arrays(input, target):

@@ -128,22 +128,32 @@ def test_common_case_shortcut_equals_the_general_path(name, reduction, n):
     np.testing.assert_array_equal(grad, general_grad)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_fused_sum_matches_the_plain_sum_on_every_block_remainder(dtype):
-    """The fused kernel stores a block's losses and sums them in a loop of its own: the
-    same float64 terms as the plain loss, perhaps in another order (a few ulps apart)."""
+@pytest.mark.parametrize("dtypes", [(np.float32,) * 3, (np.float64,) * 3,
+                                    (np.float32, np.float64, np.float32),
+                                    (np.float64, np.float64, np.float32),
+                                    (np.float32, np.float32, np.float64)])
+def test_fused_sum_matches_the_plain_sum_on_every_block_remainder(dtypes):
+    """value_and_grad's value and the plain loss sum the same float64 terms, in orders that
+    may differ (two loops, vectorised separately): each within the sum's rounding of the
+    exact sum."""
+    a_dtype, b_dtype, w_dtype = dtypes
     rng = np.random.default_rng(6)
     sizes = list(range(70)) + [1023, 1024, 1025, 2047, 2048, 2049, 3 * 1024 + 33, MIDDLE]
     for n in sizes:
-        a, b = random_pair(n, dtype, seed=n)
-        for w in (None, rng.random(n).astype(dtype)):
-            total = nbloss.smooth_l1_loss(a, b, 0.7, "sum", weight=w)
-            fused = nbloss.smooth_l1_loss_value_and_grad(a, b, 0.7, "sum", weight=w)[0]
-            terms = ref.smooth_l1(a, b, 0.7) * (1 if w is None else w.astype(np.float64))
-            exact = math.fsum(terms.tolist())
-            # the sum's rounding, and each loss's in the dtype
-            rtol = 2 * n * np.finfo(np.float64).eps + 4 * np.finfo(dtype).eps
-            np.testing.assert_allclose([fused, total], [exact, exact], rtol=rtol, err_msg=f"n={n}")
+        a, b = random_pair(n, np.float64, seed=n)
+        a, b = a.astype(a_dtype), b.astype(b_dtype)
+        for w in (None, rng.random(n).astype(w_dtype)):
+            for name in ("smooth_l1", "huber"):
+                loss, _, value_and_grad, _, _ = FUNCS[name]
+                total = loss(a, b, 0.7, "sum", weight=w)
+                fused = value_and_grad(a, b, 0.7, "sum", weight=w)[0]
+                terms = getattr(ref, name)(a, b, 0.7) * (1 if w is None else w.astype(np.float64))
+                # the sum's rounding, and each loss's and the result's in their dtypes
+                eps = max(np.finfo(np.result_type(a, b)).eps, np.finfo(np.asarray(total).dtype).eps)
+                rtol = 2 * n * np.finfo(np.float64).eps + 4 * eps
+                exact = math.fsum(terms.tolist())
+                np.testing.assert_allclose([fused, total], [exact, exact], rtol=rtol,
+                                           err_msg=f"{name} n={n}")
 
 
 @pytest.mark.parametrize("name", FUNCS)
