@@ -7,16 +7,15 @@ computation dtype. Shapes, broadcasting, dtypes and validation live in ``_losses
 
 Reductions are deterministic: the elements are cut into fixed blocks of ``BLOCK_BYTES`` of
 the widest operand (2048 float32 or 1024 float64 elements); each block's losses are summed
-in float64 by a store-free loop whose order depends only on the block's length, and the
-block sums are added left to right. Nothing depends on how many threads ran the blocks or
+in float64 by a loop whose order depends only on the block's length, and the block sums
+are added left to right. Nothing depends on how many threads ran the blocks or
 where the buffers are, so results are bit-identical for any ``numba.set_num_threads``.
 
 ``forward_sum`` computes and sums a block's losses in one loop (``_block_loss_sum``);
 ``fused_sum`` runs the same loop writing each element's gradient too: loss, gradient and
 reduction in one pass over memory. The two loops are vectorised separately, so their sums
-may differ in the last bits.
-A reduction allocates one float64 per block (0.1% of the input's bytes): no N-sized
-temporary.
+may differ in the last bits. A reduction allocates one float64 per block (0.1% of the
+input's bytes): no N-sized temporary.
 
 Each kernel is compiled twice: threaded (``prange``) and serial (the same code with
 ``prange`` acting as ``range``), and the size picks one (:func:`kernels`).
@@ -54,65 +53,58 @@ PARALLEL_MIN_FUSED = 40_000
 
 # -- compilation ---------------------------------------------------------------------------
 
-# LLVM's command-line options that nbloss sets while it compiles, at their defaults. They
-# are global to LLVM, so they are set only while numba lowers (and LLVM optimises) one of
-# nbloss's own functions, under numba's compiler lock (no other compilation runs
-# meanwhile), and put back after.
-_llvm_now = {"vectorizer-maximize-bandwidth": "false"}
-
-# Vectors sized by the narrowest type in a loop instead of the widest: a float32 loss
-# summed in float64 is otherwise vectorised 8 lanes wide (the float64 accumulator fills a
-# 512-bit register), and its float32 arithmetic then runs at half width (measured on
-# AVX-512: a float32 'mean' 14-25% faster with 16 lanes).
-WIDE_VECTORS = {"vectorizer-maximize-bandwidth": "true"}
+_wide_depth = 0
 
 
 @contextlib.contextmanager
-def _llvm_options(options):
-    """LLVM's options (name -> value) set while this block runs, then those before."""
-    before = {name: _llvm_now[name] for name in options}
-    _set_llvm_options(options)
+def _wide_vectors():
+    """LLVM's loop vectoriser told to size its vectors by the narrowest type in a loop
+    instead of the widest (``-vectorizer-maximize-bandwidth``), while this block runs.
+
+    A float32 loss summed in float64 is otherwise vectorised 8 lanes wide (the float64
+    accumulator fills a 512-bit register), and its float32 arithmetic then runs at half
+    width: measured on AVX-512, a float32 'mean' is 14-25% faster with 16 lanes. The
+    option is global to LLVM, so it is set only while numba lowers nbloss's own functions,
+    under numba's compiler lock (no other compilation runs meanwhile), and reset after."""
+    global _wide_depth
+    if _wide_depth == 0:
+        llvm.set_option("", "-vectorizer-maximize-bandwidth=true")
+    _wide_depth += 1
     try:
         yield
     finally:
-        _set_llvm_options(before)
+        _wide_depth -= 1
+        if _wide_depth == 0:
+            llvm.set_option("", "-vectorizer-maximize-bandwidth=false")
 
 
-def _set_llvm_options(options):
-    for name, value in options.items():
-        llvm.set_option("", f"-{name}={value}")
-        _llvm_now[name] = value
+_WIDENED = {}
 
 
-_LOWERINGS = {}
-
-
-def _lowering_with(lowering, options):
-    """The lowering pass ``lowering`` (a numba pass class) run under
-    :func:`_llvm_options` (``options``); LLVM optimises a function's module when numba
-    lowers it."""
-    key = (lowering, tuple(sorted(options.items())))
-    if key not in _LOWERINGS:
+def _widened(lowering):
+    """The lowering pass ``lowering`` (a numba pass class) run under :func:`_wide_vectors`;
+    LLVM optimises a function's module when numba lowers it."""
+    if lowering not in _WIDENED:
         @register_pass(mutates_CFG=True, analysis_only=False)
-        class Lowering(lowering):
-            _name = f"nbloss_{len(_LOWERINGS)}_{lowering._name}"
+        class Widened(lowering):
+            _name = "nbloss_wide_" + lowering._name
 
             def run_pass(self, state):
-                with _llvm_options(options):
+                with _wide_vectors():
                     return super().run_pass(state)
 
-        _LOWERINGS[key] = Lowering
-    return _LOWERINGS[key]
+        _WIDENED[lowering] = Widened
+    return _WIDENED[lowering]
 
 
 class WideVectorCompiler(CompilerBase):
-    """numba's nopython pipeline with its lowering pass run under ``WIDE_VECTORS``
+    """numba's nopython pipeline with its lowering pass run under :func:`_wide_vectors`
     (``njit(pipeline_class=WideVectorCompiler)``)."""
 
     def define_pipelines(self):
         pm = DefaultPassBuilder.define_nopython_pipeline(self.state)
-        pm.passes = [(_lowering_with(p, WIDE_VECTORS) if issubclass(p, BaseNativeLowering)
-                      else p, d) for p, d in pm.passes]
+        pm.passes = [(_widened(p) if issubclass(p, BaseNativeLowering) else p, d)
+                     for p, d in pm.passes]
         pm.finalize()
         return [pm]
 
