@@ -94,8 +94,11 @@ def info(args):
 
     print(f"nbloss {nbloss.__version__}, numba {numba.__version__}, numpy {np.__version__}")
     print(f"threads: {numba.get_num_threads()} (NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS}), "
-          f"serial below {_cpu.PARALLEL_MIN} elements, reduction block {_cpu.BLOCK_BYTES} bytes")
-    nbloss.smooth_l1_loss(np.zeros(_cpu.PARALLEL_MIN), np.zeros(_cpu.PARALLEL_MIN))
+          f"serial below {_cpu.PARALLEL_MIN_BYTES} bytes per operand "
+          f"({_cpu.PARALLEL_MIN_BYTES_SUM} for a reduction alone), "
+          f"reduction block {_cpu.BLOCK_BYTES} bytes")
+    n = _cpu.PARALLEL_MIN_BYTES_SUM // 8
+    nbloss.smooth_l1_loss(np.zeros(n), np.zeros(n))
     print(f"threading layer: {numba.threading_layer()}")
     return 0
 

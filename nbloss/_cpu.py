@@ -43,12 +43,14 @@ from . import _math  # noqa: E402
 # sum then adds at most 128 terms, and the block sums take 0.1% of the input's bytes.
 # Measured on 2 cores: 16 and 32 KB within noise of 8 KB ('mean' and fused, 1e4-1e7).
 BLOCK_BYTES = 8192
-# below these many elements the serial kernels run: waking the thread pool (about 3 us
-# with TBB) costs more than a cheap loss gains from it. Crossovers measured on 2 cores
-# with TBB: 65-80k elements for the elementwise kernels and the plain reductions, 40k
-# for the fused loss-and-gradient reduction, which does twice the work per element.
-PARALLEL_MIN = 1 << 16
-PARALLEL_MIN_FUSED = 40_000
+# below these many bytes per operand (elements times the computation dtype's size) the
+# serial kernels run: waking the thread pool (3-4 us with TBB on 2 cores) costs more than
+# the second core gains. Crossovers measured on 2 cores, serial and threaded kernels
+# interleaved in one process: the plain reduction near 90k float32 and 55k float64
+# elements, the elementwise and fused kernels near 60-75k float32 and 40k float64 (a
+# float64 element costs twice the time of a float32 one, which fills half the lanes).
+PARALLEL_MIN_BYTES = 288 * 1024
+PARALLEL_MIN_BYTES_SUM = 384 * 1024
 
 
 # -- compilation ---------------------------------------------------------------------------
@@ -295,8 +297,9 @@ def _family(kind):
 FAMILIES = {kind: _family(kind) for kind in (_math.SMOOTH_L1, _math.HUBER, _math.L1)}
 
 
-def kernels(kind, n, fused=False):
-    """The kernels to run over ``n`` elements of loss ``kind``: threaded from
-    ``PARALLEL_MIN`` elements on (``PARALLEL_MIN_FUSED`` for ``fused_sum``), serial
-    below."""
-    return FAMILIES[kind][n >= (PARALLEL_MIN_FUSED if fused else PARALLEL_MIN)]
+def kernels(kind, n, itemsize, sum_only=False):
+    """The kernels to run over ``n`` elements of loss ``kind`` computed in a dtype of
+    ``itemsize`` bytes: threaded from ``PARALLEL_MIN_BYTES`` per operand on
+    (``PARALLEL_MIN_BYTES_SUM`` for ``forward_sum``, ``sum_only``), serial below."""
+    limit = PARALLEL_MIN_BYTES_SUM if sum_only else PARALLEL_MIN_BYTES
+    return FAMILIES[kind][n * itemsize >= limit]

@@ -72,23 +72,23 @@ def _reduction_scale(dtype, n, mean):
 class _Plan(NamedTuple):
     """What a host call runs, fixed by its loss, parameter, dtype, size and reduction:
     the kernel scalars (see :func:`_parameters`), the reduction's factor on each gradient
-    element, and the CPU kernels of the loss's kind for this size (``fused_kernels``: for
-    ``fused_sum``, whose threading threshold is lower)."""
+    element, and the CPU kernels of the loss's kind for this size and dtype
+    (``sum_kernels``: for ``forward_sum``, whose threading threshold is higher)."""
     p: np.floating
     half: np.floating
     one: np.floating
     scale: np.floating
     kernels: object
-    fused_kernels: object
+    sum_kernels: object
 
     def loss_sum(self, a, b, w):
         """float64 sum(w * loss(a - b)) over flat operands (``w`` may be None)."""
-        return self.kernels.forward_sum(a, b, w, self.p, self.half)
+        return self.sum_kernels.forward_sum(a, b, w, self.p, self.half)
 
     def loss_sum_and_grad(self, a, b, w, grad, scale=None):
         """float64 sum(w * loss(a - b)), and ``grad`` (C-contiguous) = scale * w *
         dloss(a - b) in the same pass; ``scale`` defaults to the reduction's factor."""
-        return self.fused_kernels.fused_sum(a, b, w, self.p, self.half,
+        return self.kernels.fused_sum(a, b, w, self.p, self.half,
                                             self.scale if scale is None else scale, _flat(grad))
 
 
@@ -99,7 +99,8 @@ def _plan(loss, param, dtype, n, reduction):
     kind, p, half, one = _parameters(loss, param, dtype)
     cpu = _cpu()
     return _Plan(p, half, one, _reduction_scale(dtype, n, reduction == "mean"),
-                 cpu.kernels(kind, n), cpu.kernels(kind, n, fused=True))
+                 cpu.kernels(kind, n, dtype.itemsize),
+                 cpu.kernels(kind, n, dtype.itemsize, sum_only=True))
 
 
 def _same_float_arrays(input, target):

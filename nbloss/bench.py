@@ -227,15 +227,15 @@ _BUILT = {}
 
 def _kernels(name, functions, fastmath):
     """An object whose methods are ``functions()``'s kernels compiled with ``fastmath``,
-    each called as ``method(n, *args)``: serial below nbloss's threshold for that kind of
-    kernel, threaded above, like nbloss. Compiled (and cached to disk) on first use."""
+    each called as ``method(n, *args)`` with ``args[0]`` an array of ``n`` elements:
+    serial below nbloss's threshold for that kind of kernel, threaded above, like nbloss. Compiled (and cached to disk) on first use."""
     if name not in _BUILT:
         from numba import njit
 
         from . import _cpu
 
-        thresholds = {"reduce": _cpu.PARALLEL_MIN, "elementwise": _cpu.PARALLEL_MIN,
-                      "fused": _cpu.PARALLEL_MIN_FUSED}
+        limits = {"reduce": _cpu.PARALLEL_MIN_BYTES_SUM, "elementwise": _cpu.PARALLEL_MIN_BYTES,
+                  "fused": _cpu.PARALLEL_MIN_BYTES}
         ns = {}
         for fn, kind in functions().items():
             # compiled like nbloss's kernels (the same vector widths), so that a bound
@@ -243,7 +243,7 @@ def _kernels(name, functions, fastmath):
             opts = dict(cache=True, fastmath=fastmath, pipeline_class=_cpu.WideVectorCompiler)
             variants = (njit(**opts)(_cpu._serial_clone(fn)), njit(parallel=True, **opts)(fn))
             ns[fn.__name__] = staticmethod(
-                lambda n, *args, _v=variants, _t=thresholds[kind]: _v[n >= _t](*args))
+                lambda n, *args, _v=variants, _t=limits[kind]: _v[n * args[0].itemsize >= _t](*args))
         _BUILT[name] = type(name, (), ns)
     return _BUILT[name]
 

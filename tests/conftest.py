@@ -8,9 +8,10 @@ import pytest
 
 REQUIRE_COMPARE = os.environ.get("NBLOSS_REQUIRE_COMPARE") == "1"
 
-# sizes below, between and above the thresholds of the threaded kernels
-# (nbloss._cpu.PARALLEL_MIN_FUSED = 40000, PARALLEL_MIN = 65536)
-SMALL, MIDDLE, LARGE = 37, 50001, 70001
+# sizes below, between and above the thresholds of the threaded kernels (nbloss._cpu's
+# PARALLEL_MIN_BYTES, 288 KiB, and PARALLEL_MIN_BYTES_SUM, 384 KiB, per operand): MIDDLE
+# runs the threaded kernels in float64 and the serial ones in float32
+SMALL, MIDDLE, LARGE = 37, 50001, 100_003
 
 
 def require(module):
