@@ -48,7 +48,7 @@ BLOCK_BYTES = 8192
 # the second core gains. Crossovers measured on 2 cores, serial and threaded kernels
 # interleaved in one process: the plain reduction near 90k float32 and 55k float64
 # elements, the elementwise and fused kernels near 60-75k float32 and 40k float64 (a
-# float64 element costs twice the time of a float32 one, which fills half the lanes).
+# vector holds half as many float64 elements, so each costs about twice as much).
 PARALLEL_MIN_BYTES = 288 * 1024
 PARALLEL_MIN_BYTES_SUM = 384 * 1024
 

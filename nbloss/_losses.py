@@ -89,7 +89,7 @@ class _Plan(NamedTuple):
         """float64 sum(w * loss(a - b)), and ``grad`` (C-contiguous) = scale * w *
         dloss(a - b) in the same pass; ``scale`` defaults to the reduction's factor."""
         return self.kernels.fused_sum(a, b, w, self.p, self.half,
-                                            self.scale if scale is None else scale, _flat(grad))
+                                      self.scale if scale is None else scale, _flat(grad))
 
 
 @functools.lru_cache(maxsize=256)

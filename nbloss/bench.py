@@ -228,7 +228,8 @@ _BUILT = {}
 def _kernels(name, functions, fastmath):
     """An object whose methods are ``functions()``'s kernels compiled with ``fastmath``,
     each called as ``method(n, *args)`` with ``args[0]`` an array of ``n`` elements:
-    serial below nbloss's threshold for that kind of kernel, threaded above, like nbloss. Compiled (and cached to disk) on first use."""
+    serial below nbloss's threshold for that kind of kernel, threaded above, like nbloss.
+    Compiled (and cached to disk) on first use."""
     if name not in _BUILT:
         from numba import njit
 
@@ -243,7 +244,8 @@ def _kernels(name, functions, fastmath):
             opts = dict(cache=True, fastmath=fastmath, pipeline_class=_cpu.WideVectorCompiler)
             variants = (njit(**opts)(_cpu._serial_clone(fn)), njit(parallel=True, **opts)(fn))
             ns[fn.__name__] = staticmethod(
-                lambda n, *args, _v=variants, _t=limits[kind]: _v[n * args[0].itemsize >= _t](*args))
+                lambda n, *args, _v=variants, _t=limits[kind]:
+                    _v[n * args[0].itemsize >= _t](*args))
         _BUILT[name] = type(name, (), ns)
     return _BUILT[name]
 
