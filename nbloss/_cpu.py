@@ -18,7 +18,7 @@ may differ in the last bits. A reduction allocates one float64 per block (0.1% o
 input's bytes): no N-sized temporary.
 
 Each kernel is compiled twice: threaded (``prange``) and serial (the same code with
-``prange`` acting as ``range``), and the size picks one (:func:`kernels`).
+``prange`` acting as ``range``), and the size in bytes picks one (:func:`kernels`).
 """
 
 import contextlib
@@ -182,7 +182,7 @@ def block_length(dtype):
 
 
 @njit(**_SUM_OPTIONS)
-def _block_loss_sum(kind, a, b, w, p, half, half_p, scale, grad_out, lo, hi):
+def _block_loss_sum(kind, a, b, w, p, half, scale, grad_out, lo, hi):
     """sum(w * loss(a - b)) over the block [lo, hi), accumulated in float64; and grad_out =
     scale * w * dloss(a - b) there in the same loop when grad_out is not None.
 
@@ -198,6 +198,7 @@ def _block_loss_sum(kind, a, b, w, p, half, half_p, scale, grad_out, lo, hi):
     ab, bb, wb, gb = a[lo:hi], b[lo:hi], _part(w, lo, hi), _part(grad_out, lo, hi)
     # a constant here, not an argument: the unweighted gradient's ``* t`` by it folds away
     one = _one_like(half)
+    half_p = half * p
     acc = 0.0
     for m in range(hi - lo):
         acc += loss_and_grad_at(kind, m, ab, bb, wb, p, half, half_p, one, scale, gb)
@@ -259,7 +260,8 @@ def _family(kind):
         block = _block_length(a, b, w)
         block_sums = np.empty((n + block - 1) // block, np.float64)
         for j in prange(block_sums.size):
-            block_sums[j] = _block_loss_sum(k, a, b, w, p, half, half * p, one, None,
+            # no gradient to write: its scale (one) is unused
+            block_sums[j] = _block_loss_sum(k, a, b, w, p, half, one, None,
                                             j * block, min(n, (j + 1) * block))
         return _ordered_sum(block_sums)
 
@@ -271,7 +273,7 @@ def _family(kind):
         block = _block_length(a, b, w)
         block_sums = np.empty((n + block - 1) // block, np.float64)
         for j in prange(block_sums.size):
-            block_sums[j] = _block_loss_sum(k, a, b, w, p, half, half * p, scale,
+            block_sums[j] = _block_loss_sum(k, a, b, w, p, half, scale,
                                             grad_out, j * block, min(n, (j + 1) * block))
         return _ordered_sum(block_sums)
 
