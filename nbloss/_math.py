@@ -56,11 +56,12 @@ def dloss(kind, x, p, scale, t):
             return scale * t
         return scale * (x / p) * t
     if kind == HUBER:
-        if x <= -p:
-            return -(scale * p) * t
-        if x >= p:
-            return scale * p * t
-        return scale * x * t
+        # torch's three branches, x < -p, x > p and the rest, are scale * clamp(x, -p, p)
+        # * t to the bit; two selects compile to vector max and min (a NaN x stays x),
+        # not to compares, masks and blends
+        c = -p if x < -p else x
+        c = p if c > p else c
+        return scale * c * t
     if x > 0:
         return scale * t
     if x < 0:
