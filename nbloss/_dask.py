@@ -8,8 +8,8 @@ chunk's arrays: NumPy chunks on the CPU kernels, CuPy chunks (or any chunk type 
 exports ``__cuda_array_interface__``) on the CUDA kernels, results in the chunk's type.
 
 - 'none' losses, gradients and Hessian diagonals are Dask arrays with those chunks;
-- 'mean'/'sum' are 0-d Dask arrays: each chunk's weighted losses summed in float64 by
-  the kernel, the partial sums added by Dask's tree reduction in float64 (on the device
+- 'mean'/'sum' are 0-d Dask arrays: each chunk's weighted losses summed into a float64
+  by the kernel, the partial sums added by Dask's tree reduction in float64 (on the device
   for CuPy chunks), divided by the element count (known from the shape) and cast to the
   result dtype at the end;
 - ``*_value_and_grad`` runs the fused kernel once per chunk: the loss partial and the
