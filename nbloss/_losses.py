@@ -320,31 +320,46 @@ class _Call(CallBase):
         return self.plan.loss_sum_and_grad(self.a, self.b, self.w, grad, scale), grad
 
 
-def _loss_entry(loss, with_grad, input, target, param, reduction, weight, out, stream,
-                size_average=None, reduce=None):
-    """``loss(out)`` (``value_and_grad(out)`` when ``with_grad``) of a public call of
-    ``loss`` ('smooth_l1' or 'huber'). The most common call, two ndarrays of one
-    float32/float64 dtype and shape reduced to 'mean' or 'sum' with no optional argument,
-    goes from the parameter check straight to the cached plan's kernel; any other goes
-    through ``_Call`` (about 1 us longer: a fifth of a fused call at 1e4 elements, 8% at
-    1e5)."""
+_COMMON_REDUCTIONS = frozenset(("mean", "sum", "none"))
+
+
+def _entry(loss, op, input, target, param, reduction, weight, out, stream,
+           size_average=None, reduce=None):
+    """A public call of ``loss`` ('smooth_l1' or 'huber'); ``op`` is 'loss', 'grad' or
+    'value_and_grad'. The most common call, two ndarrays of one float32/float64 dtype and
+    shape with no optional argument, goes from the parameter check straight to the cached
+    plan's kernel; any other goes through ``_Call`` (about 1 us longer for a reduction,
+    a fifth of a fused call at 1e4 elements; about 2 us for a 'none' loss or a gradient,
+    a fifth of one at 1e5)."""
     if (weight is out is stream is size_average is reduce is None
-            and type(reduction) is str and (reduction == "mean" or reduction == "sum")
+            and type(reduction) is str and reduction in _COMMON_REDUCTIONS
             and _same_float_arrays(input, target)):
         param = v.check_beta(param) if loss == "smooth_l1" else v.check_delta(param)
         a, b = v.flat_array(input), v.flat_array(target)
         plan = _plan(loss, param, input.dtype, a.size, reduction)
-        if not with_grad:
-            return _reduced(plan.loss_sum(a, b, None), a.size, reduction, input.dtype)
-        grad = np.empty(input.shape, input.dtype)
-        total = plan.loss_sum_and_grad(a, b, None, grad)
-        return _reduced(total, a.size, reduction, input.dtype), grad
+        if op == "grad":
+            grad = np.empty(input.shape, input.dtype)
+            plan.kernels.grad(a, b, None, None, plan.p, plan.scale, plan.one, _flat(grad))
+            return grad
+        grad = np.empty(input.shape, input.dtype) if op == "value_and_grad" else None
+        if reduction == "none":
+            value = np.empty(input.shape, input.dtype)
+            plan.kernels.forward_none(a, b, None, plan.p, plan.half, _flat(value),
+                                      None if grad is None else _flat(grad))
+        elif grad is None:
+            value = _reduced(plan.loss_sum(a, b, None), a.size, reduction, input.dtype)
+        else:
+            total = plan.loss_sum_and_grad(a, b, None, grad)
+            value = _reduced(total, a.size, reduction, input.dtype)
+        return value if grad is None else (value, grad)
     if loss == "smooth_l1":
         call = _smooth_l1_call(input, target, param, reduction, weight, size_average, reduce,
                                stream=stream)
     else:
         call = _huber_call(input, target, param, reduction, weight, stream=stream)
-    return call.value_and_grad(out) if with_grad else call.loss(out)
+    if op == "grad":
+        return call.grad(out)
+    return call.value_and_grad(out) if op == "value_and_grad" else call.loss(out)
 
 
 # -- the kinds and their parameters ------------------------------------------------------
@@ -387,8 +402,8 @@ def smooth_l1_loss(input, target, beta=1.0, reduction="mean", *, weight=None, ou
     Returns a NumPy scalar for 'mean'/'sum', an array of the broadcast shape for 'none'
     (written into ``out`` when given).
     """
-    return _loss_entry("smooth_l1", False, input, target, beta, reduction, weight, out, stream,
-                       size_average, reduce)
+    return _entry("smooth_l1", "loss", input, target, beta, reduction, weight, out, stream,
+                  size_average, reduce)
 
 
 def huber_loss(input, target, delta=1.0, reduction="mean", *, weight=None, out=None, stream=None):
@@ -398,7 +413,7 @@ def huber_loss(input, target, delta=1.0, reduction="mean", *, weight=None, out=N
     ``huber(x; delta) = delta * smooth_l1(x; beta=delta)``. Reductions, ``weight`` and
     ``out`` as in :func:`smooth_l1_loss`.
     """
-    return _loss_entry("huber", False, input, target, delta, reduction, weight, out, stream)
+    return _entry("huber", "loss", input, target, delta, reduction, weight, out, stream)
 
 
 def smooth_l1_loss_grad(input, target, beta=1.0, reduction="mean", *, weight=None, out=None,
@@ -408,30 +423,31 @@ def smooth_l1_loss_grad(input, target, beta=1.0, reduction="mean", *, weight=Non
     Per element ``clip(x / beta, -1, 1)`` (``sign(x)``, 0 at x = 0, when beta = 0), times
     ``weight``, times 1/N for 'mean'; summed over axes along which input was broadcast.
     """
-    return _smooth_l1_call(input, target, beta, reduction, weight, size_average, reduce,
-                           stream=stream).grad(out)
+    return _entry("smooth_l1", "grad", input, target, beta, reduction, weight, out, stream,
+                  size_average, reduce)
 
 
 def huber_loss_grad(input, target, delta=1.0, reduction="mean", *, weight=None, out=None,
                     stream=None):
     """d loss / d input of :func:`huber_loss`: per element ``clip(x, -delta, delta)``,
     times ``weight``, times 1/N for 'mean', in input's shape."""
-    return _huber_call(input, target, delta, reduction, weight, stream=stream).grad(out)
+    return _entry("huber", "grad", input, target, delta, reduction, weight, out, stream)
 
 
 def smooth_l1_loss_value_and_grad(input, target, beta=1.0, reduction="mean", *, weight=None,
                                   out=None, stream=None, size_average=None, reduce=None):
     """``(smooth_l1_loss(...), smooth_l1_loss_grad(...))`` in one pass over memory; ``out``
     receives the gradient. Shaped for ``scipy.optimize.minimize(fun, x0, jac=True)``."""
-    return _loss_entry("smooth_l1", True, input, target, beta, reduction, weight, out, stream,
-                       size_average, reduce)
+    return _entry("smooth_l1", "value_and_grad", input, target, beta, reduction, weight, out,
+                  stream, size_average, reduce)
 
 
 def huber_loss_value_and_grad(input, target, delta=1.0, reduction="mean", *, weight=None, out=None,
                               stream=None):
     """``(huber_loss(...), huber_loss_grad(...))`` in one pass over memory; ``out``
     receives the gradient."""
-    return _loss_entry("huber", True, input, target, delta, reduction, weight, out, stream)
+    return _entry("huber", "value_and_grad", input, target, delta, reduction, weight, out,
+                  stream)
 
 
 def smooth_l1_loss_backward(grad_output, input, target, beta=1.0, reduction="mean", *,

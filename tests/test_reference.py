@@ -114,18 +114,26 @@ def test_weighted(name, reduction, n):
 
 
 @pytest.mark.parametrize("name", FUNCS)
-@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("n", [SMALL, MIDDLE])
 def test_common_case_shortcut_equals_the_general_path(name, reduction, n):
     """Two same-dtype ndarrays take a shortcut past the general argument handling; lists
     of the same float64 values take the general path: the same results, bit for bit."""
-    loss, _, value_and_grad, _, _ = FUNCS[name]
+    loss, grad, value_and_grad, _, _ = FUNCS[name]
     a, b = random_pair(n, np.float64, seed=7)
-    assert loss(a, b, 0.7, reduction) == loss(a.tolist(), b.tolist(), 0.7, reduction)
-    value, grad = value_and_grad(a, b, 0.7, reduction)
-    general_value, general_grad = value_and_grad(a.tolist(), b.tolist(), 0.7, reduction)
-    assert value == general_value and type(value) is type(general_value) is np.float64
-    np.testing.assert_array_equal(grad, general_grad)
+    a, b = a.reshape(-1, 1), b.reshape(-1, 1)  # and the shortcut keeps a 2-D shape
+    listed = a.tolist(), b.tolist()
+    value, general_value = loss(a, b, 0.7, reduction), loss(*listed, 0.7, reduction)
+    np.testing.assert_array_equal(value, general_value)
+    assert type(value) is type(general_value) and np.shape(value) == np.shape(general_value)
+    np.testing.assert_array_equal(grad(a, b, 0.7, reduction), grad(*listed, 0.7, reduction))
+    assert grad(a, b, 0.7, reduction).shape == a.shape
+    (value, g), (general_value, general_g) = (value_and_grad(a, b, 0.7, reduction),
+                                              value_and_grad(*listed, 0.7, reduction))
+    np.testing.assert_array_equal(value, general_value)
+    assert type(value) is type(general_value) and np.shape(value) == np.shape(general_value)
+    assert g.shape == a.shape
+    np.testing.assert_array_equal(g, general_g)
 
 
 @pytest.mark.parametrize("dtypes", [(np.float32,) * 3, (np.float64,) * 3,
