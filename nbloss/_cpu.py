@@ -176,26 +176,24 @@ def _part_of_type(x, lo, hi):
     return lambda x, lo, hi: x[lo:hi]
 
 
-def _one_like(x):
-    """1 in the type of the float ``x``."""
+def _constant_like(value):
+    """A jitted function of a float ``x`` that returns ``value`` in x's type, as a
+    compile-time constant."""
+    def constant_like(x):
+        """``value`` in the type of the float ``x``."""
+
+    @overload(constant_like, jit_options=_OPTIONS)
+    def constant_of_type(x):
+        constant = np.dtype(str(x)).type(value)
+        return lambda x: constant
+
+    return constant_like
 
 
-@overload(_one_like, jit_options=_OPTIONS)
-def _one_like_of_type(x):
-    # a constant, so that the unweighted kernels' ``* t`` by it folds away; ``half + half``
-    # is a run-time value and cost one multiply per element
-    one = np.dtype(str(x)).type(1)
-    return lambda x: one
-
-
-def _zero_like(x):
-    """0 in the type of the float ``x``."""
-
-
-@overload(_zero_like, jit_options=_OPTIONS)
-def _zero_like_of_type(x):
-    zero = np.dtype(str(x)).type(0)
-    return lambda x: zero
+# constants, not run-time values: the unweighted kernels' ``* t`` by 1 folds away
+# (``half + half`` cost one multiply per element)
+_one_like = _constant_like(1)
+_zero_like = _constant_like(0)
 
 
 def _run_length(x):

@@ -91,6 +91,18 @@ class _Plan(NamedTuple):
         return self.kernels.fused_sum(a, b, w, self.p, self.half,
                                       self.scale if scale is None else scale, _flat(grad))
 
+    def loss_each(self, a, b, w, loss_out, grad_out=None):
+        """``loss_out`` = w * loss(a - b), and ``grad_out`` = w * dloss(a - b) in the same
+        pass when given (C-contiguous buffers of N elements)."""
+        self.kernels.forward_none(a, b, w, self.p, self.half, _flat(loss_out),
+                                  None if grad_out is None else _flat(grad_out))
+
+    def grad_each(self, a, b, w, go, g0, out, scale=None):
+        """``out`` (C-contiguous) = scale * dloss(a - b) * (g0 * w * go); ``go`` (the
+        upstream gradient) may be None, ``scale`` defaults to the reduction's factor."""
+        self.kernels.grad(a, b, w, go, self.p, self.scale if scale is None else scale, g0,
+                          _flat(out))
+
 
 @functools.lru_cache(maxsize=256)
 def _plan(loss, param, dtype, n, reduction):
@@ -271,16 +283,14 @@ class _Call(CallBase):
                 raise ValueError(f"out= is only for reduction='none', not '{self.reduction}'")
             return self.reduced(plan.loss_sum(self.a, self.b, self.w))
         buf = self.buffer(out, self.shape)
-        plan.kernels.forward_none(self.a, self.b, self.w, plan.p, plan.half, _flat(buf), None)
+        plan.loss_each(self.a, self.b, self.w, buf)
         return self.finish(buf, self.shape, out)
 
     def grad_full(self, out=None, scale=None):
         """The gradient w.r.t. input in the broadcast shape (into ``out`` when it fits);
         ``scale`` replaces the reduction's factor (a Dask chunk's is the whole array's)."""
-        plan = self.plan
         buf = self.buffer(out, self.input_shape)
-        plan.kernels.grad(self.a, self.b, self.w, self.go, plan.p,
-                          plan.scale if scale is None else scale, self.g0, _flat(buf))
+        self.plan.grad_each(self.a, self.b, self.w, self.go, self.g0, buf, scale)
         return buf
 
     def value_and_grad_full(self, out=None):
@@ -289,8 +299,7 @@ class _Call(CallBase):
         gbuf = self.buffer(out, self.input_shape)
         if self.reduction == "none":
             value = np.empty(self.shape, self.dtype)
-            plan.kernels.forward_none(self.a, self.b, self.w, plan.p, plan.half,
-                                      _flat(value), _flat(gbuf))
+            plan.loss_each(self.a, self.b, self.w, value, gbuf)
             value = value.astype(self.out_dtype, copy=False)
         else:
             value = self.reduced(plan.loss_sum_and_grad(self.a, self.b, self.w, gbuf))
@@ -339,13 +348,12 @@ def _entry(loss, op, input, target, param, reduction, weight, out, stream,
         plan = _plan(loss, param, input.dtype, a.size, reduction)
         if op == "grad":
             grad = np.empty(input.shape, input.dtype)
-            plan.kernels.grad(a, b, None, None, plan.p, plan.scale, plan.one, _flat(grad))
+            plan.grad_each(a, b, None, None, plan.one, grad)
             return grad
         grad = np.empty(input.shape, input.dtype) if op == "value_and_grad" else None
         if reduction == "none":
             value = np.empty(input.shape, input.dtype)
-            plan.kernels.forward_none(a, b, None, plan.p, plan.half, _flat(value),
-                                      None if grad is None else _flat(grad))
+            plan.loss_each(a, b, None, value, grad)
         elif grad is None:
             value = _reduced(plan.loss_sum(a, b, None), a.size, reduction, input.dtype)
         else:
