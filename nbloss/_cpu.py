@@ -7,23 +7,24 @@ computation dtype. Shapes, broadcasting, dtypes and validation live in ``_losses
 
 Reductions are deterministic: the elements are cut into fixed blocks of ``BLOCK_BYTES`` of
 the widest operand (2048 float32 or 1024 float64 elements); each block's losses are summed
-by a loop whose order depends only on the block's length (float64 losses in float64,
-float32 losses in float32 over runs of ``FLOAT32_RUN`` and the runs in float64), and the
-block sums are added left to right in float64. Nothing depends on how many threads ran the
-blocks or where the buffers are, so results are bit-identical for any
-``numba.set_num_threads``.
+in an order written in the source (:func:`_block_loss_sum`: SIMD lanes, pairwise folds,
+float32 runs of ``FLOAT32_RUN`` carried into float64), with no fastmath flag that would
+let LLVM reorder an addition, and the block sums are added left to right in float64.
+Nothing depends on how many threads ran the blocks, where the buffers are, how LLVM
+optimised or inlined the code, or whether numba compiled it or loaded it from its disk
+cache: results are bit-identical in every case.
 
 ``forward_sum`` computes and sums a block's losses in one loop (``_block_loss_sum``);
 ``fused_sum`` runs the same loop writing each element's gradient too: loss, gradient and
-reduction in one pass over memory. The two loops are vectorised separately, so their sums
-may differ in the last bits. A reduction allocates one float64 per block (0.1% of the
-input's bytes): no N-sized temporary.
+reduction in one pass over memory, and the same sum as ``forward_sum``. A reduction
+allocates one float64 per block (0.1% of the input's bytes): no N-sized temporary.
 
 Each kernel is compiled twice: threaded (``prange``) and serial (the same code with
 ``prange`` acting as ``range``), and the size in bytes picks one (:func:`kernels`).
 """
 
 import contextlib
+import math
 import types as pytypes
 from typing import NamedTuple
 
@@ -37,7 +38,8 @@ from numba import njit, prange, types  # noqa: E402
 from numba.core.compiler import CompilerBase, DefaultPassBuilder  # noqa: E402
 from numba.core.compiler_machinery import register_pass  # noqa: E402
 from numba.core.typed_passes import BaseNativeLowering  # noqa: E402
-from numba.extending import overload  # noqa: E402
+from numba.core import cgutils  # noqa: E402
+from numba.extending import intrinsic, overload  # noqa: E402
 
 from . import _math  # noqa: E402
 
@@ -53,16 +55,17 @@ BLOCK_BYTES = 8192
 # vector holds half as many float64 elements, so each costs about twice as much).
 PARALLEL_MIN_BYTES = 288 * 1024
 PARALLEL_MIN_BYTES_SUM = 384 * 1024
-# a block sum adds float32 losses in float32 over runs of this many elements, and each run's
-# sum in float64. Converting every float32 loss to float64 (a lane shuffle and two
-# conversions per 16 elements) was the block loop's bottleneck. A run is 128 SIMD partial
-# sums of 4 terms combined in a tree: about 10 float32 roundings on any term's path, so a
-# run of non-negative terms is within 10 * 2**-24 of its exact sum (measured over random
-# inputs: 1e-8 relative typical, 6e-8 at most; a float32 result is then the correctly
-# rounded sum or 1 ulp from it). Measured on 2 cores, serial float32 'mean' blocks: 0.6x
-# the time in L1, 0.8x at 1e5 elements; 256 was as fast in cache, but LLVM unrolled it
-# fully and its loads out of order streamed 9-23% slower from DRAM at 1e7.
+# a block sum adds float32 losses in float32 over runs of this many elements, and the
+# run's sums in float64: converting every float32 loss to float64 (a lane shuffle and two
+# conversions per 16 elements) bound the loop. Each term of a run passes through 10
+# float32 roundings (8 in its lane, 2 folds), so a float32 result is the correctly
+# rounded sum or 1 ulp from it (tests/test_torch_parity.py).
 FLOAT32_RUN = 512
+# a block sum's partial sums: 256 bytes of the loss's dtype (64 float32 or 32 float64
+# lanes, eight AVX2 or four AVX-512 registers: enough independent additions to hide the
+# adder's latency), folded pairwise into WIDE_LANES float64 sums after each run
+LANE_BYTES = 256
+WIDE_LANES = 16
 
 
 # -- compilation ---------------------------------------------------------------------------
@@ -125,11 +128,10 @@ class WideVectorCompiler(CompilerBase):
 
 class BlockSumCompiler(WideVectorCompiler):
     """:class:`WideVectorCompiler` for the block sums, whose array arguments never overlap
-    one that the function writes (LLVM's ``noalias`` on each data pointer): otherwise a
-    runtime alias check chooses between a vector and a scalar loop, which add in different
-    orders (seen: a 1-ulp change with the address of the gradient buffer). nbloss's
-    kernels can promise it: ``out=`` may not share memory with an input (``_validate``),
-    and every other output is freshly allocated."""
+    one that the function writes (LLVM's ``noalias`` on each data pointer): without it a
+    runtime alias check guards the vectorised loop, and the fused block sum ran 8-17%
+    slower. nbloss's kernels can promise it: ``out=`` may not share memory with an input
+    (``_validate``), and every other output is freshly allocated."""
 
     def define_pipelines(self):
         self.state.flags.noalias = True
@@ -139,9 +141,7 @@ class BlockSumCompiler(WideVectorCompiler):
 # No fastmath flags in the kernels: nnan/ninf would fold away NaN and inf handling.
 _OPTIONS = dict(cache=True, error_model="numpy", fastmath=False,
                 pipeline_class=WideVectorCompiler)
-# the block sums: only their additions may be reordered
-_SUM_OPTIONS = dict(_OPTIONS, fastmath={"reassoc", "nsz"},
-                    pipeline_class=BlockSumCompiler)
+_SUM_OPTIONS = dict(_OPTIONS, pipeline_class=BlockSumCompiler)
 
 element = _math.compile_for(njit(**_OPTIONS))
 forward_at = element.forward_at
@@ -196,20 +196,58 @@ _one_like = _constant_like(1)
 _zero_like = _constant_like(0)
 
 
-def _run_length(x):
-    """Elements a block sum adds in the type of the float ``x`` before adding them to its
-    float64 total: ``FLOAT32_RUN`` for float32, a whole block for float64."""
-
-
-@overload(_run_length, jit_options=_OPTIONS)
-def _run_length_of_type(x):
-    length = FLOAT32_RUN if str(x) == "float32" else block_length(np.float64)
-    return lambda x: length
-
-
 def block_length(dtype):
     """Elements per reduction block for operands of ``dtype``."""
     return BLOCK_BYTES // np.dtype(dtype).itemsize
+
+
+def lane_count(dtype):
+    """Partial sums a block sum keeps for losses of ``dtype``."""
+    return LANE_BYTES // np.dtype(dtype).itemsize
+
+
+def _stack_array(dtype, count):
+    """Code for an uninitialised 1-D array of ``count`` elements of numba type ``dtype``
+    on the stack: LLVM keeps such an array in vector registers, which it cannot do with
+    a heap array (``np.empty``)."""
+    arrty = types.Array(dtype, 1, "C")
+
+    def codegen(context, builder, sig, args):
+        item = context.get_data_type(dtype)
+        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(item))
+        array = context.make_array(arrty)(context, builder)
+        context.populate_array(array, data=cgutils.alloca_once(builder, item, size=count),
+                               shape=[context.get_constant(types.intp, count)],
+                               strides=[itemsize], itemsize=itemsize, meminfo=None)
+        return array._getvalue()
+
+    return arrty, codegen
+
+
+@intrinsic
+def _lane_array(typingctx, x):
+    """A block sum's lanes: ``lane_count`` elements of the float ``x``'s type, on the stack."""
+    arrty, codegen = _stack_array(x, lane_count(str(x)))
+    return arrty(x), codegen
+
+
+@intrinsic
+def _wide_array(typingctx):
+    """A block sum's ``WIDE_LANES`` float64 partial sums, on the stack."""
+    arrty, codegen = _stack_array(types.float64, WIDE_LANES)
+    return arrty(), codegen
+
+
+def _run_shape(x):
+    """(lanes, rows per run) of a block sum of losses of the float ``x``'s type: a run is
+    ``FLOAT32_RUN`` elements for float32, a whole block for float64."""
+
+
+@overload(_run_shape, jit_options=_OPTIONS)
+def _run_shape_of_type(x):
+    lanes = lane_count(str(x))
+    run = FLOAT32_RUN if str(x) == "float32" else block_length(np.float64)
+    return lambda x: (lanes, run // lanes)
 
 
 @njit(**_SUM_OPTIONS)
@@ -217,35 +255,74 @@ def _block_loss_sum(kind, a, b, w, p, half, scale, grad_out, lo, hi):
     """sum(w * loss(a - b)) over the block [lo, hi) as a float64; and grad_out =
     scale * w * dloss(a - b) there in the same loop when grad_out is not None.
 
-    A float32 loss is summed in float32 over runs of ``FLOAT32_RUN`` elements and each
-    run's sum is added in float64 (see ``FLOAT32_RUN``); a float64 loss is added in
-    float64 directly. Only the additions may be reordered (``reassoc``), which lets the
-    compiler keep SIMD partial sums; the loss and gradient are computed by a strict
-    callee. The order of the additions depends on hi - lo alone (see
-    :class:`BlockSumCompiler`). With and without the gradient the loop is vectorised
-    separately, so the two sums may differ in their last bits. Index loops on purpose:
-    numba's array iterator (``for v in values``) does not vectorise (measured 10x slower).
+    The order of the additions is written here, and nowhere else: with L lanes, element
+    ``r * L + k`` of a run is added to lane ``k`` in the loss's dtype; after each run the
+    lanes are folded pairwise (``lanes[k] += lanes[k + h]``) down to ``WIDE_LANES`` and
+    added to as many float64 sums; at the end of the block those are added in a pairwise
+    tree, then the last ``n % L`` elements one by one in float64. No fastmath flag lets
+    LLVM reorder an addition, so every compilation of this function (its own, a copy
+    inlined into a kernel, one loaded from numba's disk cache) gives the same bits for
+    the same n = hi - lo; the lanes are independent, so the loop over k still
+    vectorises. A block whose sum is not finite is summed again with every term in
+    float64 (:func:`_block_loss_sum_wide`): a float32 lane that overflows must not make
+    the result inf where the float64 total is finite.
     """
     # slices indexed from 0: numba then knows no index is negative, and the loop
     # vectorises (about 2.5x faster than indexing a[lo + m])
     ab, bb, wb, gb = a[lo:hi], b[lo:hi], _part(w, lo, hi), _part(grad_out, lo, hi)
     # a constant here, not an argument: the unweighted gradient's ``* t`` by it folds away
     one = _one_like(half)
+    zero = _zero_like(half)
     half_p = half * p
-    run = _run_length(half)
+    lanes_count, rows_per_run = _run_shape(half)
+    lanes = _lane_array(half)
+    wide = _wide_array()
+    for k in range(WIDE_LANES):
+        wide[k] = 0.0
     n = hi - lo
-    whole = n - n % run
-    total = 0.0
-    for start in range(0, whole, run):
-        # a constant trip count: one vectorised loop, then one horizontal sum per run
-        run_sum = _zero_like(half)
-        for m in range(start, start + run):
-            run_sum += loss_and_grad_at(kind, m, ab, bb, wb, p, half, half_p, one, scale, gb)
-        total += run_sum
-    # the rest, each term in float64; sliced to index from 0 again (see above)
-    ar, br, wr, gr = ab[whole:], bb[whole:], _part(wb, whole, n), _part(gb, whole, n)
-    for m in range(n - whole):
+    rows = n // lanes_count
+    for first in range(0, rows, rows_per_run):
+        for k in range(lanes_count):
+            lanes[k] = zero
+        # the run's own slices, indexed from 0 (see above)
+        lo_run, hi_run = first * lanes_count, min(first + rows_per_run, rows) * lanes_count
+        ar, br = ab[lo_run:hi_run], bb[lo_run:hi_run]
+        wr, gr = _part(wb, lo_run, hi_run), _part(gb, lo_run, hi_run)
+        for r in range(0, hi_run - lo_run, lanes_count):
+            for k in range(lanes_count):
+                lanes[k] += loss_and_grad_at(kind, r + k, ar, br, wr, p, half, half_p, one,
+                                             scale, gr)
+        h = lanes_count // 2
+        while h >= WIDE_LANES:
+            for k in range(h):
+                lanes[k] += lanes[k + h]
+            h //= 2
+        for k in range(WIDE_LANES):
+            wide[k] += lanes[k]
+    h = WIDE_LANES // 2
+    while h:
+        for k in range(h):
+            wide[k] += wide[k + h]
+        h //= 2
+    total = wide[0]
+    done = rows * lanes_count
+    ar, br, wr, gr = ab[done:], bb[done:], _part(wb, done, n), _part(gb, done, n)
+    for m in range(n - done):
         total += loss_and_grad_at(kind, m, ar, br, wr, p, half, half_p, one, scale, gr)
+    if not math.isfinite(total):
+        return _block_loss_sum_wide(kind, ab, bb, wb, p, half)
+    return total
+
+
+@njit(**_OPTIONS)
+def _block_loss_sum_wide(kind, a, b, w, p, half):
+    """sum(w * loss(a - b)) with every term added in float64, in order: the rare block
+    whose lane sums were not finite (:func:`_block_loss_sum`)."""
+    one = _one_like(half)
+    half_p = half * p
+    total = 0.0
+    for m in range(a.size):
+        total += loss_and_grad_at(kind, m, a, b, w, p, half, half_p, one, one, None)
     return total
 
 
