@@ -263,9 +263,7 @@ def _block_loss_sum(kind, a, b, w, p, half, scale, grad_out, lo, hi):
     LLVM reorder an addition, so every compilation of this function (its own, a copy
     inlined into a kernel, one loaded from numba's disk cache) gives the same bits for
     the same n = hi - lo; the lanes are independent, so the loop over k still
-    vectorises. A block whose sum is not finite is summed again with every term in
-    float64 (:func:`_block_loss_sum_wide`): a float32 lane that overflows must not make
-    the result inf where the float64 total is finite.
+    vectorises.
     """
     # slices indexed from 0: numba then knows no index is negative, and the loop
     # vectorises (about 2.5x faster than indexing a[lo + m])
@@ -309,15 +307,12 @@ def _block_loss_sum(kind, a, b, w, p, half, scale, grad_out, lo, hi):
     ar, br, wr, gr = ab[done:], bb[done:], _part(wb, done, n), _part(gb, done, n)
     for m in range(n - done):
         total += loss_and_grad_at(kind, m, ar, br, wr, p, half, half_p, one, scale, gr)
-    if not math.isfinite(total):
-        return _block_loss_sum_wide(kind, ab, bb, wb, p, half)
     return total
 
 
 @njit(**_OPTIONS)
 def _block_loss_sum_wide(kind, a, b, w, p, half):
-    """sum(w * loss(a - b)) with every term added in float64, in order: the rare block
-    whose lane sums were not finite (:func:`_block_loss_sum`)."""
+    """sum(w * loss(a - b)) with every term added in float64, in order."""
     one = _one_like(half)
     half_p = half * p
     total = 0.0
@@ -327,9 +322,23 @@ def _block_loss_sum_wide(kind, a, b, w, p, half):
 
 
 @njit(**_OPTIONS)
-def _ordered_sum(block_sums):
+def _total(kind, a, b, w, p, half, block_sums):
+    """The block sums added left to right in float64. When the total is not finite, each
+    block whose sum is not is summed again with every term in float64 first: float32
+    lanes that overflow must not make the result inf where the float64 total is finite
+    (checked once per call, not per block, to cost the common case nothing)."""
     total = 0.0
     for s in block_sums:
+        total += s
+    if math.isfinite(total):
+        return total
+    block = _block_length(a, b, w)
+    total = 0.0
+    for j in range(block_sums.size):
+        s = block_sums[j]
+        if not math.isfinite(s):
+            lo, hi = j * block, min(a.size, (j + 1) * block)
+            s = _block_loss_sum_wide(kind, a[lo:hi], b[lo:hi], _part(w, lo, hi), p, half)
         total += s
     return total
 
@@ -384,7 +393,7 @@ def _family(kind):
             # no gradient to write: its scale (one) is unused
             block_sums[j] = _block_loss_sum(k, a, b, w, p, half, one, None,
                                             j * block, min(n, (j + 1) * block))
-        return _ordered_sum(block_sums)
+        return _total(k, a, b, w, p, half, block_sums)
 
     def fused_sum(a, b, w, p, half, scale, grad_out):
         """sum(w * loss(a - b)) in float64 and grad_out = scale * w * dloss(a - b), in one
@@ -396,7 +405,7 @@ def _family(kind):
         for j in prange(block_sums.size):
             block_sums[j] = _block_loss_sum(k, a, b, w, p, half, scale,
                                             grad_out, j * block, min(n, (j + 1) * block))
-        return _ordered_sum(block_sums)
+        return _total(k, a, b, w, p, half, block_sums)
 
     def grad(a, b, w, go, p, scale, g0, out):
         """out = scale * dloss(a - b) * (g0 * w * go)"""
