@@ -92,8 +92,9 @@ def test_random(torch, name, params, dtype, reduction, n):
 
 def test_float32_sums_are_within_an_ulp_and_closer_than_torch(torch):
     """A float32 'sum' is the exact sum of the elements' float32 losses, rounded: nbloss
-    adds them in float32 runs of 512 and the runs in float64, torch in a float32 cascade.
-    nbloss is never more than 1 ulp off, and is off less often than torch."""
+    adds them in float32 lanes folded into float64 sums every 512 elements, torch in a
+    float32 cascade. nbloss is never more than 1 ulp off, and is off less often than
+    torch."""
     import math
 
     rng = np.random.default_rng(11)
