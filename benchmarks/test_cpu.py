@@ -38,7 +38,7 @@ def data(dtype, n):
     return bench.case_data(np.dtype(dtype), n)
 
 
-@pytest.mark.parametrize("n", bench.SIZES, ids=bench._fmt_n)
+@pytest.mark.parametrize("n", bench.SIZES, ids=bench.fmt_n)
 @pytest.mark.parametrize("op", bench.OPS)
 @pytest.mark.parametrize("dtype", bench.DTYPES)
 @pytest.mark.parametrize("loss", bench.LOSSES)
@@ -48,7 +48,7 @@ def test_case(benchmark, have_torch, contender, loss, dtype, op, n):
         pytest.skip("torch is not installed")
     a, b = data(dtype, n)
     a0, b0 = a.copy(), b.copy()
-    benchmark.group = f"{loss} {dtype} {op} N={bench._fmt_n(n)}"
+    benchmark.group = f"{loss} {dtype} {op} N={bench.fmt_n(n)}"
     result = benchmark(bench.CASE_BUILDERS[contender](loss, op, a, b))
     assert result is not None
     # a case must not touch the shared inputs, or the next one would time other data

@@ -69,7 +69,7 @@ def test_reduction_memory_is_below_one_percent_of_the_input():
 def test_compute_bound_computes_the_loss(loss, n, monkeypatch):
     """The compute contender is a bound only if it does the loss's arithmetic: its results
     match a float64 NumPy formula (beta = delta = 0.5 exercises the 1/beta factor)."""
-    monkeypatch.setattr(bench, "PARAM", 0.5)
+    monkeypatch.setattr(bench.cases, "PARAM", 0.5)
     a, b = bench.case_data(np.dtype("float32"), n)
     x = a.astype(np.float64) - b
     z = np.abs(x)
@@ -88,7 +88,7 @@ def test_workers_reuse_freed_memory_only_when_asked(monkeypatch):
     """Every contender's worker gets the same allocator environment: glibc's own by
     default, freed memory kept for reuse with --reuse-memory."""
     seen = []
-    monkeypatch.setattr(bench.subprocess, "Popen", lambda *a, env=None, **kw: seen.append(env))
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, env=None, **kw: seen.append(env))
     bench.Worker("floor")
     bench.Worker("torch", reuse_memory=True)
     assert seen[0] is None

@@ -1,0 +1,172 @@
+"""The report of a run: the table of medians and ratios, results.md (the table with the
+run's facts, as the README quotes it), results.json and the throughput plot."""
+
+import json
+import os
+import platform
+
+from .cases import CONTENDERS, DTYPES, EXTRA_CONTENDERS, LOSSES, OPS
+
+
+def fmt_time(seconds):
+    if seconds is None:
+        return "-"
+    for unit, scale in (("s", 1), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def fmt_n(n):
+    exp = len(str(n)) - 1
+    return f"1e{exp}" if n == 10 ** exp else str(n)
+
+
+def ratio_rows(records):
+    """One row per (loss, dtype, op, n): each contender's median and the ratios
+    torch/nbloss, numpy/nbloss and nbloss/floor."""
+    t = {(r["loss"], r["dtype"], r["n"], r["op"], r["contender"]): r.get("median_s")
+         for r in records}
+    keys = sorted({(r["loss"], r["dtype"], r["op"], r["n"]) for r in records},
+                  key=lambda k: (LOSSES.index(k[0]), DTYPES.index(k[1]), OPS.index(k[2]), k[3]))
+    rows = []
+    for loss, dtype, op, n in keys:
+        row = {"loss": loss, "dtype": dtype, "op": op, "n": n}
+        for c in CONTENDERS + EXTRA_CONTENDERS:
+            row[c] = t.get((loss, dtype, n, op, c))
+        nb, torch = row["nbloss"], row["torch"]
+        row["torch_speedup"] = torch / nb if nb and torch else None
+        row["numpy_speedup"] = row["numpy"] / nb if nb and row["numpy"] else None
+        row["vs_floor"] = nb / row["floor"] if nb and row["floor"] else None
+        # the most any loss kernel could gain on torch: bounded by the memory traffic
+        # (floor) and by the arithmetic (compute)
+        row["torch_over_floor"] = torch / row["floor"] if torch and row["floor"] else None
+        row["torch_over_compute"] = torch / row["compute"] if torch and row["compute"] else None
+        rows.append(row)
+    return rows
+
+
+def markdown_table(rows):
+    def ratio(x):
+        return "-" if x is None else f"{x:.2f}"
+
+    # the bounds' columns only in a run that measured the compute bound
+    bounds = any(r["compute"] for r in rows)
+    head = ["loss", "dtype", "op", "N", "nbloss", "torch", "numpy", "floor"]
+    head += ["compute"] if bounds else []
+    head += ["torch / nbloss", "numpy / nbloss", "nbloss / floor"]
+    head += ["torch / floor", "torch / compute"] if bounds else []
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["loss"], r["dtype"], r["op"], fmt_n(r["n"])]
+        cells += [fmt_time(r[c]) for c in CONTENDERS + (EXTRA_CONTENDERS if bounds else ())]
+        cells += [ratio(r[k]) for k in ("torch_speedup", "numpy_speedup", "vs_floor")]
+        cells += [ratio(r[k]) for k in ("torch_over_floor", "torch_over_compute")] if bounds else []
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def summary_markdown(report, rows):
+    """results.md: the run's facts, the table, the cold start and the memory."""
+    v = report["versions"]
+    lines = [f"Measured {report['date']} with `{report['command']}` on {report['machine']['cpu']} "
+             f"({report['machine']['logical_cpus']} logical CPUs), Python {report['machine']['python']}, "
+             + ", ".join(f"{k} {v[k]}" for k in ("nbloss", "numba", "numpy", "torch") if k in v)
+             + (f"; numba threading layer {v['numba_threading_layer']}, {v['numba_threads']} threads"
+                if "numba_threads" in v else "")
+             + f". Loss parameter (beta, delta) = {report['param']}; medians"
+             + ("; the workers' malloc reuses freed memory (--reuse-memory: no page faults per call)"
+                if report.get("allocator", "").startswith("freed") else "")
+             + "; ratios above 1 mean "
+             "nbloss is faster, except nbloss / floor (1 is the floor).", ""]
+    lines.append(markdown_table(rows))
+    cold = report.get("cold_start")
+    if cold:
+        lines += ["", "Cold start, a fresh process to the first fused loss and gradient (median of "
+                  f"{next(iter(cold.values()))['runs']}): "
+                  + ", ".join(f"{c} {x['median_s']:.2f} s" for c, x in cold.items())
+                  + " (nbloss on a warm disk cache; torch: import, loss, backward)."]
+    mem = report.get("memory")
+    if mem:
+        lines += ["", f"Extra memory of a 1e7 float32 forward (input {mem['input_bytes'] / 1e6:.0f} MB): "
+                  + "; ".join(f"'{r}' tracemalloc peak {mem[r]['tracemalloc_peak_bytes']} B, "
+                              f"peak RSS growth {mem[r]['maxrss_growth_bytes']} B, "
+                              f"{mem[r]['numba_allocations']} numba allocation(s)"
+                              for r in ("mean", "sum"))
+                  + f" (the block sums are {mem['block_sums_bytes']} B)."]
+    return "\n".join(lines) + "\n"
+
+
+def plot(records, path, title):
+    """Throughput (elements per second) vs N: one panel per (operation, dtype), one
+    colour per contender, solid smooth_l1, dashed huber."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dtypes = [d for d in DTYPES if any(r["dtype"] == d for r in records)]
+    ops = [o for o in OPS if any(r["op"] == o for r in records)]
+    colors = {"nbloss": "tab:blue", "torch": "tab:red", "numpy": "tab:green", "floor": "black",
+              "compute": "tab:purple"}
+    fig, axes = plt.subplots(len(ops), len(dtypes), figsize=(5.5 * len(dtypes), 3.2 * len(ops)),
+                             squeeze=False, sharex=True)
+    for i, op in enumerate(ops):
+        for j, dtype in enumerate(dtypes):
+            ax = axes[i][j]
+            for c in CONTENDERS + EXTRA_CONTENDERS:
+                for loss, style in (("smooth_l1", "-"), ("huber", "--")):
+                    pts = sorted((r["n"], r["n"] / r["median_s"]) for r in records
+                                 if (r["op"], r["dtype"], r["contender"], r["loss"]) == (op, dtype, c, loss)
+                                 and r.get("median_s"))
+                    if pts:
+                        ax.plot(*zip(*pts), style, color=colors[c], marker="o", markersize=3,
+                                label=f"{c} {loss}" if (i, j) == (0, 0) else None)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_title(f"{op}, {dtype}", fontsize=10)
+            ax.grid(True, which="both", alpha=0.3)
+            if j == 0:
+                ax.set_ylabel("elements / s")
+            if i == len(ops) - 1:
+                ax.set_xlabel("N")
+    fig.legend(loc="upper center", ncol=4, fontsize=8, bbox_to_anchor=(0.5, 1.0))
+    fig.suptitle(title, y=1.03, fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def machine_facts():
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"cpu": model, "logical_cpus": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version()}
+
+
+def write(report, rows, out):
+    """Write results.json and results.md to the folder ``out``, print the table, and plot
+    results.png where matplotlib is installed."""
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    md = summary_markdown(report, rows)
+    with open(os.path.join(out, "results.md"), "w") as f:
+        f.write(md)
+    print()
+    print(md)
+    machine = report["machine"]
+    try:
+        plot(report["results"], os.path.join(out, "results.png"),
+             f"nbloss bench, {report['date']}, {machine['cpu']} ({machine['logical_cpus']} CPUs)")
+        print(f"\nwrote {out}/results.json, results.md and results.png")
+    except ImportError:
+        print(f"\nwrote {out}/results.json and results.md "
+              "(pip install matplotlib, or nbloss[plot], for the plot)")
