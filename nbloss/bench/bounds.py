@@ -8,12 +8,14 @@
   torch / compute say how much faster than torch any implementation of the loss could be.
 """
 
+import types
+
 import numpy as np
 
 
 def floor(op, a, b):
     """A zero-argument callable moving the bytes of ``op`` on input ``a`` and target ``b``."""
-    k = _kernels("floor", _floor_functions, fastmath={"reassoc", "nsz"})
+    k = _kernels("floor", _floor_functions, FLOOR_OPTIONS)
     if op == "mean":
         return lambda: k.read2(a.size, a, b)
     if op == "fused":
@@ -27,7 +29,7 @@ def compute(loss, op, a, b, param):
     smooth_l1, in one fastmath loop (any reordering, no NaN/inf care), summing in the
     input's dtype, called with no argument handling. No implementation of the loss, exact
     or not, is expected to beat it; torch / compute bounds the speed-up any could reach."""
-    k = _kernels("compute", _compute_functions, fastmath=True)
+    k = _kernels("compute", _compute_functions, COMPUTE_OPTIONS)
     t = a.dtype.type
     n = a.size
     # every scalar in the input's dtype: a Python float would make numba compute a
@@ -108,29 +110,58 @@ def _compute_functions():
             loss_sum_and_grad: "fused"}
 
 
+# how the bounds compile: plain numba, with the fastmath flags each bound may take. The
+# floor may reorder its sum (reassoc) and ignore the sign of zero (nsz); the compute bound
+# takes them all: it is the bound that ignores NaN and inf.
+FLOOR_OPTIONS = dict(cache=True, fastmath={"reassoc", "nsz"})
+COMPUTE_OPTIONS = dict(cache=True, fastmath=True)
+
+# bytes per operand from which a bound's kernel runs threaded, serial below (waking the
+# thread pool costs more than a second core gains on less): the crossovers nbloss
+# documents for its own kernels, so that a bound and nbloss switch at the same sizes
+THREADED_FROM_BYTES = {"reduce": 384 * 1024, "elementwise": 288 * 1024, "fused": 288 * 1024}
+
 _BUILT = {}
 
 
-def _kernels(name, functions, fastmath):
-    """An object whose methods are ``functions()``'s kernels compiled with ``fastmath``,
+def _kernels(name, functions, options):
+    """An object whose methods are ``functions()``'s kernels compiled with ``options``,
     each called as ``method(n, *args)`` with ``args[0]`` an array of ``n`` elements:
-    serial below nbloss's threshold for that kind of kernel, threaded above, like nbloss.
-    Compiled (and cached to disk) on first use."""
+    serial below ``THREADED_FROM_BYTES`` for that kind of kernel, threaded from there on.
+    Compiled (and cached to disk) on first use, after one nbloss call: nbloss loads its
+    threading layer (TBB) when it loads its kernels, and the bounds must run on the same
+    one, which numba picks for the whole process at its first threaded kernel."""
     if name not in _BUILT:
         from numba import njit
 
-        from .. import _cpu
+        import nbloss
 
-        limits = {"reduce": _cpu.PARALLEL_MIN_BYTES_SUM, "elementwise": _cpu.PARALLEL_MIN_BYTES,
-                  "fused": _cpu.PARALLEL_MIN_BYTES}
+        nbloss.huber_loss(np.zeros(1), np.zeros(1))
         ns = {}
         for fn, kind in functions().items():
-            # compiled like nbloss's kernels (the same vector widths), so that a bound
-            # differs from nbloss by what the code does, not by how it was compiled
-            opts = dict(cache=True, fastmath=fastmath, pipeline_class=_cpu.WideVectorCompiler)
-            variants = (njit(**opts)(_cpu._serial_clone(fn)), njit(parallel=True, **opts)(fn))
+            variants = (njit(**options)(_renamed(fn, "_serial")), njit(parallel=True, **options)(fn))
             ns[fn.__name__] = staticmethod(
-                lambda n, *args, _v=variants, _t=limits[kind]:
+                lambda n, *args, _v=variants, _t=THREADED_FROM_BYTES[kind]:
                     _v[n * args[0].itemsize >= _t](*args))
         _BUILT[name] = type(name, (), ns)
     return _BUILT[name]
+
+
+def _renamed(fn, suffix):
+    """``fn`` under its name plus ``suffix``: numba's disk cache indexes a function by its
+    qualified name, not by its compile options, so a serial and a threaded dispatcher of
+    one function would overwrite each other's entries."""
+    clone = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix,
+                               fn.__defaults__, fn.__closure__)
+    clone.__qualname__ = fn.__qualname__ + suffix
+    return clone
+
+
+def threading_layer():
+    """numba's threading layer in this process, the one nbloss and the bounds run on;
+    one threaded floor kernel starts it if nothing has yet."""
+    import numba
+
+    z = np.zeros(THREADED_FROM_BYTES["reduce"] // 8)
+    floor("mean", z, z)()
+    return numba.threading_layer()
