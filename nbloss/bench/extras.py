@@ -44,7 +44,6 @@ _MEMORY = """
 import json, resource, sys, tracemalloc
 import numpy as np, nbloss
 from numba.core.runtime import rtsys
-from nbloss._cpu import block_length
 n, dtype = int(sys.argv[1]), sys.argv[2]
 a = np.random.default_rng(0).standard_normal(n).astype(dtype)
 b = np.zeros(n, dtype)
@@ -65,7 +64,6 @@ for reduction in ("mean", "sum"):
                       "maxrss_growth_bytes": 1024 * (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before_rss),
                       "numba_allocations": stats1.alloc - stats0.alloc}
 out["input_bytes"] = a.nbytes
-out["block_sums_bytes"] = 8 * -(-n // block_length(a.dtype))
 print(json.dumps(out))
 """
 

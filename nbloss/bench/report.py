@@ -89,11 +89,11 @@ def summary_markdown(report, rows):
     mem = report.get("memory")
     if mem:
         lines += ["", f"Extra memory of a 1e7 float32 forward (input {mem['input_bytes'] / 1e6:.0f} MB): "
-                  + "; ".join(f"'{r}' tracemalloc peak {mem[r]['tracemalloc_peak_bytes']} B, "
-                              f"peak RSS growth {mem[r]['maxrss_growth_bytes']} B, "
+                  + "; ".join(f"'{r}' tracemalloc peak {mem[r]['tracemalloc_peak_bytes']} B "
+                              f"({100 * mem[r]['tracemalloc_peak_bytes'] / mem['input_bytes']:.2g}% "
+                              f"of the input), peak RSS growth {mem[r]['maxrss_growth_bytes']} B, "
                               f"{mem[r]['numba_allocations']} numba allocation(s)"
-                              for r in ("mean", "sum"))
-                  + f" (the block sums are {mem['block_sums_bytes']} B)."]
+                              for r in ("mean", "sum")) + "."]
     return "\n".join(lines) + "\n"
 
 
