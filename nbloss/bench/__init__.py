@@ -1,11 +1,11 @@
-"""Speed of nbloss against torch, a NumPy expression and the machine's floor.
+"""The benchmark command, ``python -m nbloss bench`` (see ``--help``).
 
-``python -m nbloss bench`` (see ``--help``) times every case in each contender's own
-worker process. The driver hands the workers one case at a time, in turn, so that every
-ratio compares timings taken seconds apart, and it repeats the whole sweep ``--rounds``
-times, each round starting with another contender. It prints each result as it arrives,
-then a table of medians and ratios, and writes a JSON file and (with matplotlib) a PNG
-plot. ``../shared/benchmarking.md`` explains the method.
+It times every case in each contender's own worker process. The driver hands the workers
+one case at a time, in turn, so that every ratio compares timings taken seconds apart,
+and it repeats the whole sweep ``--rounds`` times, each round starting with another
+contender. It prints each result as it arrives, then a table of medians and ratios, and
+writes a JSON file and (with matplotlib) a PNG plot. ``../shared/benchmarking.md``
+explains the method.
 
 Modules, one job each:
 

@@ -12,6 +12,17 @@ import types
 
 import numpy as np
 
+# how the bounds compile: plain numba, with the fastmath flags each bound may take. The
+# floor may reorder its sum (reassoc) and ignore the sign of zero (nsz); the compute bound
+# takes them all: it is the bound that ignores NaN and inf.
+FLOOR_OPTIONS = dict(cache=True, fastmath={"reassoc", "nsz"})
+COMPUTE_OPTIONS = dict(cache=True, fastmath=True)
+
+# bytes per operand from which a bound's kernel runs threaded, serial below (waking the
+# thread pool costs more than a second core gains on less): the crossovers nbloss
+# documents for its own kernels, so that a bound and nbloss switch at the same sizes
+THREADED_FROM_BYTES = {"reduce": 384 * 1024, "elementwise": 288 * 1024, "fused": 288 * 1024}
+
 
 def floor(op, a, b):
     """A zero-argument callable moving the bytes of ``op`` on input ``a`` and target ``b``."""
@@ -109,17 +120,6 @@ def _compute_functions():
     return {loss_sum: "reduce", loss_each: "elementwise", grad: "elementwise",
             loss_sum_and_grad: "fused"}
 
-
-# how the bounds compile: plain numba, with the fastmath flags each bound may take. The
-# floor may reorder its sum (reassoc) and ignore the sign of zero (nsz); the compute bound
-# takes them all: it is the bound that ignores NaN and inf.
-FLOOR_OPTIONS = dict(cache=True, fastmath={"reassoc", "nsz"})
-COMPUTE_OPTIONS = dict(cache=True, fastmath=True)
-
-# bytes per operand from which a bound's kernel runs threaded, serial below (waking the
-# thread pool costs more than a second core gains on less): the crossovers nbloss
-# documents for its own kernels, so that a bound and nbloss switch at the same sizes
-THREADED_FROM_BYTES = {"reduce": 384 * 1024, "elementwise": 288 * 1024, "fused": 288 * 1024}
 
 _BUILT = {}
 

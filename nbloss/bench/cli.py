@@ -6,7 +6,8 @@ import datetime
 import sys
 
 from . import extras, report
-from .cases import CONTENDERS, DTYPES, EXTRA_CONTENDERS, LOSSES, OPS, PARAM, SIZES, available_contenders
+from .cases import (CONTENDERS, DTYPES, EXTRA_CONTENDERS, LOSSES, OPS, PARAM, SIZES,
+                    available_contenders)
 from .sweep import run_sweep
 from .worker import REUSE_MEMORY_ENV, serve
 
