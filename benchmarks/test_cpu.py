@@ -7,8 +7,8 @@ contenders of a case (the bounds floor and compute among them) side by side. The
 suite runs each case once as a smoke test (``--benchmark-disable`` is in the default
 options), so the suite cannot rot; it asserts no time. For ratios to quote, use
 ``python -m nbloss bench``, which runs every contender in its own process: in one process
-torch's and numba's thread pools fight over a small machine's cores
-(``../shared/benchmarking.md`` explains).
+torch's and numba's thread pools fight over a small machine's cores (the README's
+*Speed* section explains).
 """
 
 import functools

@@ -4,7 +4,7 @@ It times every case in each contender's own worker process. The driver hands the
 one case at a time, in turn, so that every ratio compares timings taken seconds apart,
 and it repeats the whole sweep ``--rounds`` times, each round starting with another
 contender. It prints each result as it arrives, then a table of medians and ratios, and
-writes a JSON file and (with matplotlib) a PNG plot. ``../shared/benchmarking.md``
+writes a JSON file and (with matplotlib) a PNG plot. The README's *Speed* section
 explains the method.
 
 Modules, one job each:
