@@ -336,7 +336,9 @@ def _family(kind):
 
     fns = (forward_none, forward_sum, fused_sum, grad, hess)
     serial = Kernels(*(njit(**_OPTIONS)(_serial_clone(f)) for f in fns))
-    parallel = Kernels(*(njit(parallel=True, **_OPTIONS)(f) for f in fns))
+    # threaded: a fork waits for them; serial in a child where TBB is unusable (_tbb)
+    parallel = Kernels(*(_tbb.fork_safe(njit(parallel=True, **_OPTIONS)(f), s)
+                         for f, s in zip(fns, serial)))
     return Variants(serial, parallel)
 
 
