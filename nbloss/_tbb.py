@@ -82,7 +82,9 @@ def load_tbb():
 
 _running = []       # the thread of each threaded kernel in progress, one entry per call
 _users = {}         # threads that ran a threaded kernel: TBB keeps state for each until it exits
-_lock = threading.Lock()  # held while a fork is being made, and while the pool is started
+# held while a fork is being made and while the pool is started; reentrant for a signal
+# handler that forks in a thread inside _diverted
+_lock = threading.RLock()
 _started = False    # whether the first threaded call of the process has started TBB's pool
 _launcher = None    # the thread that started numba's pool, when nbloss started it
 _forking = False    # between the before-fork and after-fork hooks (in the parent)
@@ -110,7 +112,6 @@ def fork_safe(threaded, serial):
         return _diverted(call, serial, args)
 
     call.__wrapped__ = threaded
-    call.serial = serial
     return call
 
 
@@ -183,7 +184,7 @@ def _after_fork_in_parent():
 def _after_fork_in_child():
     global _lock, _forking, _divert, _serial_only
     me = get_ident()
-    _lock = threading.Lock()
+    _lock = threading.RLock()
     _running[:] = [thread for thread in _running if thread == me]
     kept = me in _users
     _users.clear()
