@@ -22,7 +22,16 @@ from ._losses import (
 
 __version__ = "0.1.0"
 
+
+class CacheWarning(UserWarning):
+    """numba's disk cache could not be used for some of nbloss's kernels (no writable
+    cache folder, an entry that could not be loaded, or a failed write): nbloss compiled
+    them in memory instead, and the message says what to fix. Issued once per process
+    and kind of fault."""
+
+
 __all__ = [
+    "CacheWarning",
     "HuberLoss",
     "SmoothL1Loss",
     "huber_loss",

@@ -34,14 +34,16 @@ _tbb.load_tbb()  # before numba can choose its threading layer: TBB, not OpenMP
 
 import numpy as np  # noqa: E402
 import llvmlite.binding as llvm  # noqa: E402
-from numba import njit, prange, types  # noqa: E402
+from numba import prange, types  # noqa: E402
 from numba.core.compiler import CompilerBase, DefaultPassBuilder  # noqa: E402
 from numba.core.compiler_machinery import register_pass  # noqa: E402
 from numba.core.typed_passes import BaseNativeLowering  # noqa: E402
 from numba.core import cgutils  # noqa: E402
 from numba.extending import intrinsic, overload  # noqa: E402
 
-from . import _math  # noqa: E402
+from . import _jit, _math  # noqa: E402
+# numba.njit, with a disk cache that a faulty or unwritable cache cannot break (_jit)
+from ._jit import njit  # noqa: E402
 
 # bytes of the widest operand per reduction block: each float64 lane of a block's vector
 # sum then adds at most 128 terms, and the block sums take 0.1% of the input's bytes.
@@ -154,7 +156,7 @@ def _block_length(a, b, w):
     """Elements per reduction block: ``BLOCK_BYTES`` of the widest operand."""
 
 
-@overload(_block_length, jit_options=_OPTIONS)
+@overload(_block_length, jit_options=_jit.overload_options(_OPTIONS))
 def _block_length_of_types(a, b, w):
     # a compile-time constant of each signature: read from the arrays at run time
     # (``a.itemsize``), the block length left the loops' trip counts unknown and the fused
@@ -167,7 +169,7 @@ def _part(x, lo, hi):
     """x[lo:hi], or None when x is None."""
 
 
-@overload(_part, jit_options=_OPTIONS)
+@overload(_part, jit_options=_jit.overload_options(_OPTIONS))
 def _part_of_type(x, lo, hi):
     # chosen by type: ``x[lo:hi] if x is not None else None`` is typed Optional(array) when
     # x is an array, which the block loop would check at run time
@@ -182,7 +184,7 @@ def _constant_like(value):
     def constant_like(x):
         """``value`` in the type of the float ``x``."""
 
-    @overload(constant_like, jit_options=_OPTIONS)
+    @overload(constant_like, jit_options=_jit.overload_options(_OPTIONS))
     def constant_of_type(x):
         constant = np.dtype(str(x)).type(value)
         return lambda x: constant
@@ -243,7 +245,7 @@ def _run_shape(x):
     ``FLOAT32_RUN`` elements for float32, a whole block for float64."""
 
 
-@overload(_run_shape, jit_options=_OPTIONS)
+@overload(_run_shape, jit_options=_jit.overload_options(_OPTIONS))
 def _run_shape_of_type(x):
     lanes = lane_count(str(x))
     run = FLOAT32_RUN if str(x) == "float32" else block_length(np.float64)
@@ -422,7 +424,9 @@ def _family(kind):
 
     fns = (forward_none, forward_sum, fused_sum, grad, hess)
     serial = Kernels(*(njit(**_OPTIONS)(_serial_clone(f)) for f in fns))
-    parallel = Kernels(*(njit(parallel=True, **_OPTIONS)(f) for f in fns))
+    # threaded: a fork waits for them; serial in a child where TBB is unusable (_tbb)
+    parallel = Kernels(*(_tbb.fork_safe(njit(parallel=True, **_OPTIONS)(f), s)
+                         for f, s in zip(fns, serial)))
     return Variants(serial, parallel)
 
 

@@ -70,6 +70,116 @@ def test_differential_evolution_with_forked_workers():
     assert abs(w[0] - 1.5) < 0.2 and abs(w[1] + 2.0) < 0.2
 
 
+FORK_UNDER_LOAD = f"""
+import os, signal, sys, threading, time
+import numpy as np, nbloss
+
+FORKS, LIVE, CHILD_TIMEOUT = 1000, 4, 10.0
+rng = np.random.default_rng(11)
+# float32, above both threading thresholds: every call below runs threaded kernels
+a = rng.standard_normal({LARGE}).astype(np.float32)
+b = rng.standard_normal({LARGE}).astype(np.float32)
+
+def work():
+    return [nbloss.huber_loss_grad(a, b, 1.5, "none"), *nbloss.smooth_l1_loss_value_and_grad(a, b, 0.5),
+            nbloss.huber_loss(a, b, 2.0, "sum")]
+
+def digest(results):
+    return b"".join(np.asarray(r).tobytes() for r in results)
+
+expected = digest(work())  # the main thread starts the thread pool
+calls = [0]
+stop = threading.Event()
+
+def load():
+    while not stop.is_set():
+        work()
+        calls[0] += 1
+
+threading.Thread(target=load, daemon=True).start()
+while calls[0] < 3:
+    time.sleep(0.01)
+calls_before = calls[0]
+live, hung, failed = {{}}, 0, 0
+
+def reap():
+    global hung, failed
+    for pid, started in list(live.items()):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            del live[pid]
+            failed += os.waitstatus_to_exitcode(status) != 0
+        elif time.monotonic() - started > CHILD_TIMEOUT:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            del live[pid]
+            hung += 1
+
+for _ in range(FORKS):
+    while len(live) >= LIVE:
+        reap()
+        time.sleep(0.001)
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if digest(work()) == expected else 1)
+    live[pid] = time.monotonic()
+    reap()
+calls_during = calls[0] - calls_before
+while live:
+    reap()
+    time.sleep(0.01)
+stop.set()
+print("RESULT", hung, failed, calls_during)
+"""
+
+
+def test_forks_while_another_thread_runs_threaded_kernels():
+    """1,000 forks while another thread runs threaded kernels in a loop: every child runs
+    them too and gets the parent's bits; none hangs. Before nbloss/_tbb.py's fork guard,
+    about 1% of such children hung inside TBB."""
+    out = run_python(FORK_UNDER_LOAD, timeout=300)
+    hung, failed, calls_during = map(int, out.split("RESULT", 1)[1].split())
+    assert (hung, failed) == (0, 0)
+    assert calls_during > 100  # the forks really overlapped the other thread's kernels
+
+
+FORK_KEEPS_THREADS = f"""
+import os, threading, numpy as np, nbloss
+from nbloss import _tbb
+a = np.linspace(-3, 3, {LARGE}); b = np.zeros({LARGE})
+expected = nbloss.huber_loss_grad(a, b).tobytes()  # the main thread starts the pool
+
+def child():
+    pid = os.fork()
+    if pid == 0:
+        same = nbloss.huber_loss_grad(a, b).tobytes() == expected
+        os._exit(2 * (not same) + (not _tbb.threads_usable()))
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+first = child()
+ran, leave = threading.Event(), threading.Event()
+def other():
+    nbloss.huber_loss_grad(a, b)
+    ran.set()
+    leave.wait()
+thread = threading.Thread(target=other)
+thread.start()
+ran.wait()
+second = child()
+leave.set()
+thread.join()
+print(first, second, child())
+"""
+
+
+def test_forked_children_keep_threads_where_numba_can_stop_tbb():
+    """Exit code 0: right bits, threads; 1: right bits, serial kernels. A single-threaded
+    parent's children keep their threads (numba stops and restarts TBB around the fork);
+    while another live thread has run a threaded kernel, numba cannot stop TBB's workers
+    and the child runs the serial kernels; once that thread is gone, threads again."""
+    assert run_python(FORK_KEEPS_THREADS, timeout=120).split()[-3:] == ["0", "1", "0"]
+
+
 SAME_BITS = f"""
 import hashlib, numpy as np, numba, nbloss
 rng = np.random.default_rng(3)
