@@ -23,7 +23,6 @@ Each kernel is compiled twice: threaded (``prange``) and serial (the same code w
 ``prange`` acting as ``range``), and the size in bytes picks one (:func:`kernels`).
 """
 
-import contextlib
 import math
 import types as pytypes
 from typing import NamedTuple
@@ -33,11 +32,7 @@ from . import _tbb
 _tbb.load_tbb()  # before numba can choose its threading layer: TBB, not OpenMP
 
 import numpy as np  # noqa: E402
-import llvmlite.binding as llvm  # noqa: E402
 from numba import prange, types  # noqa: E402
-from numba.core.compiler import CompilerBase, DefaultPassBuilder  # noqa: E402
-from numba.core.compiler_machinery import register_pass  # noqa: E402
-from numba.core.typed_passes import BaseNativeLowering  # noqa: E402
 from numba.core import cgutils  # noqa: E402
 from numba.extending import intrinsic, overload  # noqa: E402
 
@@ -45,9 +40,8 @@ from . import _jit, _math  # noqa: E402
 # numba.njit, with a disk cache that a faulty or unwritable cache cannot break (_jit)
 from ._jit import njit  # noqa: E402
 
-# bytes of the widest operand per reduction block: each float64 lane of a block's vector
-# sum then adds at most 128 terms, and the block sums take 0.1% of the input's bytes.
-# Measured on 2 cores: 16 and 32 KB within noise of 8 KB ('mean' and fused, 1e4-1e7).
+# bytes of the widest operand per reduction block: the block sums take 0.1% of the input's
+# bytes. Measured on 2 cores: 16 and 32 KB within noise of 8 KB ('mean' and fused).
 BLOCK_BYTES = 8192
 # below these many bytes per operand (elements times the computation dtype's size) the
 # serial kernels run: waking the thread pool (3-4 us with TBB on 2 cores) costs more than
@@ -72,78 +66,8 @@ WIDE_LANES = 16
 
 # -- compilation ---------------------------------------------------------------------------
 
-_wide_depth = 0
-
-
-@contextlib.contextmanager
-def _wide_vectors():
-    """LLVM's loop vectoriser told to size its vectors by the narrowest type in a loop
-    instead of the widest (``-vectorizer-maximize-bandwidth``), while this block runs.
-
-    A float32 loss summed in float64 is otherwise vectorised 8 lanes wide (the float64
-    accumulator fills a 512-bit register), and its float32 arithmetic then runs at half
-    width: measured on AVX-512, a float32 'mean' is 14-25% faster with 16 lanes. The
-    option is global to LLVM, so it is set only while numba lowers nbloss's own functions,
-    under numba's compiler lock (no other compilation runs meanwhile), and reset after."""
-    global _wide_depth
-    if _wide_depth == 0:
-        llvm.set_option("", "-vectorizer-maximize-bandwidth=true")
-    _wide_depth += 1
-    try:
-        yield
-    finally:
-        _wide_depth -= 1
-        if _wide_depth == 0:
-            llvm.set_option("", "-vectorizer-maximize-bandwidth=false")
-
-
-_WIDENED = {}
-
-
-def _widened(lowering):
-    """The lowering pass ``lowering`` (a numba pass class) run under :func:`_wide_vectors`;
-    LLVM optimises a function's module when numba lowers it."""
-    if lowering not in _WIDENED:
-        @register_pass(mutates_CFG=True, analysis_only=False)
-        class Widened(lowering):
-            _name = "nbloss_wide_" + lowering._name
-
-            def run_pass(self, state):
-                with _wide_vectors():
-                    return super().run_pass(state)
-
-        _WIDENED[lowering] = Widened
-    return _WIDENED[lowering]
-
-
-class WideVectorCompiler(CompilerBase):
-    """numba's nopython pipeline with its lowering pass run under :func:`_wide_vectors`
-    (``njit(pipeline_class=WideVectorCompiler)``)."""
-
-    def define_pipelines(self):
-        pm = DefaultPassBuilder.define_nopython_pipeline(self.state)
-        pm.passes = [(_widened(p) if issubclass(p, BaseNativeLowering) else p, d)
-                     for p, d in pm.passes]
-        pm.finalize()
-        return [pm]
-
-
-class BlockSumCompiler(WideVectorCompiler):
-    """:class:`WideVectorCompiler` for the block sums, whose array arguments never overlap
-    one that the function writes (LLVM's ``noalias`` on each data pointer): without it a
-    runtime alias check guards the vectorised loop, and the fused block sum ran 8-17%
-    slower. nbloss's kernels can promise it: ``out=`` may not share memory with an input
-    (``_validate``), and every other output is freshly allocated."""
-
-    def define_pipelines(self):
-        self.state.flags.noalias = True
-        return super().define_pipelines()
-
-
-# No fastmath flags in the kernels: nnan/ninf would fold away NaN and inf handling.
-_OPTIONS = dict(cache=True, error_model="numpy", fastmath=False,
-                pipeline_class=WideVectorCompiler)
-_SUM_OPTIONS = dict(_OPTIONS, pipeline_class=BlockSumCompiler)
+_OPTIONS = _jit.OPTIONS
+_SUM_OPTIONS = _jit.NOALIAS_OPTIONS
 
 element = _math.compile_for(njit(**_OPTIONS))
 forward_at = element.forward_at

@@ -1,7 +1,8 @@
 """How nbloss's CPU functions are compiled and cached.
 
-Every numba function of ``_cpu`` (and of ``_math``, compiled by ``_cpu``) is made by
-:func:`njit`: ``numba.njit`` with the given options, except that ``cache=True`` installs
+The options every kernel is compiled with are :data:`OPTIONS` (:data:`NOALIAS_OPTIONS`
+for the block sums). Every numba function of ``_cpu`` (and of ``_math``, compiled by
+``_cpu``) is made by :func:`njit`: ``numba.njit`` with the given options, except that ``cache=True`` installs
 :class:`Cache`, a ``numba.core.caching.FunctionCache`` that a faulty disk cache cannot
 break:
 
@@ -34,8 +35,28 @@ import warnings
 
 import numba
 from numba.core import caching
+from numba.core.compiler import CompilerBase, DefaultPassBuilder
 
 from . import CacheWarning
+
+
+class NoAliasCompiler(CompilerBase):
+    """numba's nopython pipeline, with LLVM told that no array argument overlaps another
+    (``noalias`` on each data pointer): without it a runtime alias check guards each
+    vectorised loop that writes, and the fused block sum ran 8-17% slower. nbloss's
+    kernels can promise it: ``out=`` may not share memory with an input (``_validate``),
+    and every other output is freshly allocated."""
+
+    def define_pipelines(self):
+        self.state.flags.noalias = True
+        return [DefaultPassBuilder.define_nopython_pipeline(self.state)]
+
+
+# No fastmath flags: nnan/ninf would fold away NaN and inf handling, and reassoc would let
+# LLVM reorder a reduction's additions differently in each copy of a function (the order
+# is written in the source instead: ``_cpu._block_loss_sum``).
+OPTIONS = dict(cache=True, error_model="numpy", fastmath=False)
+NOALIAS_OPTIONS = dict(OPTIONS, pipeline_class=NoAliasCompiler)
 
 _warned = set()
 
