@@ -200,6 +200,12 @@ class DeviceCall(CallBase):
 
     # -- results -------------------------------------------------------------------------
 
+    def copy(self, array):
+        """A new device array with ``array``'s values, copied on the call's stream."""
+        result = self._empty(array.shape, array.dtype)
+        result.copy_to_device(array, stream=self.stream)
+        return result
+
     def _reduced(self, grad_out, scale=None, divisor=None, dtype=None):
         """The 'mean'/'sum' as a 0-d device array, writing grad_out in the same pass.
         ``scale``, ``divisor`` and ``dtype`` replace the call's gradient factor, the

@@ -161,11 +161,19 @@ class CallBase:
         value, full = self.value_and_grad_full(out)
         return value, self.finish(full, self.input_shape, out)
 
-    def split(self, full):
+    def split(self, full, keep=False):
         """(grad_input, grad_target) from the gradient w.r.t. input in the broadcast
-        shape: each summed to its operand's shape, the target's negated."""
-        return (self.finish(full, self.input_shape, None),
-                self.finish(full, self.target_shape, None, negate=True))
+        shape: each summed to its operand's shape, the target's negated. ``keep``: ``full``
+        stays ours (a criterion's saved gradient), so grad_input is a copy where no sum
+        or cast makes a new array: what the caller gets is the caller's to change."""
+        grad_input = self.finish(full, self.input_shape, None)
+        if keep and grad_input is full:
+            grad_input = self.copy(full)
+        return grad_input, self.finish(full, self.target_shape, None, negate=True)
+
+    def copy(self, array):
+        """A new array with ``array``'s values (the backend's own kind of array)."""
+        return array.copy()
 
     def backward(self):
         return self.split(self.grad_full())
@@ -178,7 +186,7 @@ class CallBase:
         other upstream gradient than the number 1 recomputes it from the inputs with that
         factor (``_upstream``)."""
         if isinstance(grad_output, (numbers.Real, np.generic)) and grad_output == 1:
-            return self.split(full)
+            return self.split(full, keep=True)
         self._upstream(grad_output)
         return self.backward()
 
@@ -309,9 +317,9 @@ class _Call(CallBase):
         """The criterion's backward: ``full`` is the gradient saved by the forward, times
         the upstream gradient, split between input and target."""
         go = v.upstream_gradient(grad_output, self.reduction, self.shape, self.dtype)
-        if not (go.ndim == 0 and go == 1):
-            full = full * go
-        return self.split(full)
+        if go.ndim == 0 and go == 1:
+            return self.split(full, keep=True)
+        return self.split(full * go)
 
     def hess_full(self, out=None, scale=None):
         plan = self.plan

@@ -237,6 +237,20 @@ def test_criteria(crit_cls, param, reduction):
         np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-300)
 
 
+@pytest.mark.parametrize("reduction", RED)
+def test_criterion_backward_returns_arrays_the_caller_owns(reduction):
+    a, b = random_pair(SMALL, np.float64, seed=15)
+    crit = nbloss.HuberLoss(reduction=reduction, delta=0.6)
+    crit(to_device(a), to_device(b))
+    gi, gt = crit.backward()
+    gi[:] = 0.0  # the caller's to change: not the saved gradient
+    gt[:] = 0.0
+    want = nbloss.huber_loss_backward(1.0 if reduction != "none" else np.ones(SMALL), a, b, 0.6,
+                                      reduction)
+    for got, expected in zip(to_host(crit.backward()), want):
+        np.testing.assert_array_equal(got, expected)
+
+
 def test_fvcore_drop_in():
     from nbloss.fvcore import smooth_l1_loss
     a, b = random_pair(SMALL, np.float32, seed=13)
