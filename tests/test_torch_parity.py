@@ -324,3 +324,41 @@ def test_hess_diag_is_torch_double_backward(torch):
             (g,) = torch.autograd.grad(loss, ta, create_graph=True)
             (h,) = torch.autograd.grad(g.sum(), ta)  # the Hessian is diagonal: this is its diagonal
             np.testing.assert_allclose(f(a, b, 0.7, reduction), h.numpy(), rtol=1e-15)
+
+
+def torch_hess_diag(torch, name, a, b, param, reduction, weight):
+    """torch's double backward: the gradient of sum(d loss / d input) w.r.t. input, with
+    ``weight`` multiplied into the unreduced loss (huber's own ``weight=``)."""
+    F = torch.nn.functional
+    ta, tb, tw = (torch.from_numpy(x) for x in (a, b, weight))
+    ta.requires_grad_()
+    if name == "huber":
+        loss = F.huber_loss(ta, tb, reduction=reduction, delta=param, weight=tw)
+    else:
+        loss = F.smooth_l1_loss(ta, tb, reduction="none", beta=param) * tw
+        loss = {"none": loss, "mean": loss.mean(), "sum": loss.sum()}[reduction]
+    (g,) = torch.autograd.grad(loss.sum(), ta, create_graph=True)
+    (h,) = torch.autograd.grad(g.sum(), ta, materialize_grads=True)
+    return np.zeros_like(a) if h._is_zerotensor() else h.detach().numpy()
+
+
+@pytest.mark.parametrize("name,param", [("smooth_l1", 0.7), ("smooth_l1", 0.0), ("huber", 0.7)])
+@pytest.mark.parametrize("reduction", RED)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_hess_diag_of_nan_and_inf_weights_is_torch_double_backward(torch, name, param, reduction, dtype):
+    """torch multiplies the upstream gradient (the weight) by the mask |x| < beta: NaN or
+    inf weights give NaN outside it (0 * inf), NaN x gives 0 (or NaN with them); beta = 0
+    is L1, whose double backward is zero whatever the weight."""
+    hess = {"smooth_l1": nbloss.smooth_l1_loss_hess_diag, "huber": nbloss.huber_loss_hess_diag}[name]
+    p = param or 0.7
+    xs = [0.0, 0.3 * p, -0.3 * p, p, -p, 2 * p, -2 * p, np.inf, np.nan]
+    ws = [np.nan, np.inf, -np.inf, 2.0, -2.0, 0.0]
+    a = np.array([x for x in xs for _ in ws], dtype)
+    w = np.array([w for _ in xs for w in ws], dtype)
+    b = np.zeros_like(a)
+    got = hess(a, b, param, reduction, weight=w)
+    want = torch_hess_diag(torch, name, a, b, param, reduction, w)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+    np.testing.assert_allclose(got, want, rtol=2 * np.finfo(dtype).eps, atol=0)
