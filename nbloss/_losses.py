@@ -221,7 +221,7 @@ class _Call(CallBase):
         if grad_output is not None:
             go = v.upstream_gradient(grad_output, self.reduction, self.shape, self.dtype)
             if go.ndim:
-                self.go = v.flat(go, self.shape, self.dtype)
+                self.go = v.flat(go, self.shape)
             else:
                 self.g0 = go[()]
 
@@ -243,15 +243,13 @@ class _Call(CallBase):
             v.warn_shape_mismatch(self.input_shape, self.target_shape)
         # a Python number takes the computation dtype, as in NumPy (float32 - 0.3 is
         # computed in float32)
-        self.a = v.flat(x.array.astype(self.dtype) if x.is_python_scalar else x.array,
-                        self.shape, self.dtype)
-        self.b = v.flat(y.array.astype(self.dtype) if y.is_python_scalar else y.array,
-                        self.shape, self.dtype)
+        self.a = v.flat(v.in_dtype(x.array, self.dtype), self.shape)
+        self.b = v.flat(v.in_dtype(y.array, self.dtype), self.shape)
         sources = [(x.array, "input"), (y.array, "target")]
         self.w = None
         if w is not None:
             v.check_broadcasts_to(w.array.shape, self.shape, "weight")
-            self.w = v.flat(w.array, self.shape, self.dtype)
+            self.w = v.flat(v.in_dtype(w.array, self.dtype), self.shape)
             sources.append((w.array, "weight"))
         self.sources = tuple(sources)
 

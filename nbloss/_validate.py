@@ -105,9 +105,26 @@ def is_dask_array(obj):
     return dask_array is not None and isinstance(obj, dask_array.Array)
 
 
+def refuse_masked(value, name):
+    """A masked array's mask would be ignored (NumPy functions read ``.data``): refuse
+    it, saying how to get what was meant."""
+    if not isinstance(value, np.ma.MaskedArray):
+        return
+    if name in ("input", "target"):
+        advice = (f"pass {name}.data with weight=~{name}.mask (masked elements then add 0; "
+                  f"'mean' still divides by the element count: use 'sum' / {name}.count()), "
+                  f"or {name}.compressed() with the other operand's matching elements")
+    else:
+        advice = f"pass {name}.filled(0) to give the masked elements no {name}"
+    raise TypeError(f"{name} is a numpy.ma.MaskedArray; nbloss would ignore its mask, so it "
+                    f"refuses it: {advice}")
+
+
 class Operand:
-    """One array argument: the array, and what ``np.result_type`` should see (a Python
-    scalar stays a weak scalar, as in NumPy: float32 array - 1.0 is float32)."""
+    """One array argument: the caller's values as an ndarray (``array``: a view of an
+    ndarray or of any subclass but a masked array, not converted), and what
+    ``np.result_type`` should see (a Python scalar stays a weak scalar, as in NumPy:
+    float32 array - 1.0 is float32)."""
 
     __slots__ = ("array", "for_dtype")
 
@@ -129,13 +146,14 @@ class Operand:
             if array.dtype.kind in "iu":  # Python numbers: NumPy's float default
                 array = array.astype(np.float64)
         elif isinstance(value, (np.ndarray, np.generic)):
-            array = np.asarray(value)
+            refuse_masked(value, name)
+            array = np.asarray(value)  # a subclass (np.memmap, np.matrix) read as an ndarray
         else:
             try:
                 array = np.asarray(value)
             except Exception as exc:  # pragma: no cover - depends on the foreign object
                 raise TypeError(f"{name} must be an array-like of floats, got {type(value).__name__}") from exc
-        if array.dtype not in FLOAT_DTYPES:
+        if array.dtype.kind != "f" or array.dtype.itemsize not in (2, 4, 8):  # either byte order
             raise TypeError(f"{name} must be a float16, float32 or float64 array, got dtype {array.dtype}")
         self.array, self.for_dtype = array, array
 
@@ -198,24 +216,34 @@ def flat_array(array):
     return np.ascontiguousarray(array).reshape(-1)
 
 
-def flat(array, shape, compute_dtype):
+def in_dtype(array, dtype):
+    """``array`` as the kernels read it: itself in ``dtype``, or float32 beside a
+    float64 computation (the kernels widen each element exactly); else a converted copy
+    (float16, the other byte order, a Python number's float64 in float32)."""
+    if array.dtype == dtype or (array.dtype == FLOAT_DTYPES[1] and dtype == FLOAT_DTYPES[2]):
+        return array
+    return array.astype(dtype)
+
+
+def flat(array, shape):
     """A 1-D C-contiguous view of ``array`` broadcast to ``shape``; copies only when it
-    must (broadcasting, a non-contiguous layout, float16 -> float32)."""
-    if array.dtype == np.float16:
-        array = array.astype(compute_dtype)
+    must (broadcasting, a non-contiguous layout)."""
     if array.shape != tuple(shape):
         array = np.broadcast_to(array, shape)
     return flat_array(array)
 
 
 def check_out(out, shape, dtype, operands):
-    """``out=`` must be a writeable ndarray of the result's shape and dtype that shares
-    no memory with the inputs."""
+    """``out=`` must be a writeable ndarray (not a masked one) of the result's shape and
+    dtype, in either byte order, that shares no memory with the inputs."""
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
+    if isinstance(out, np.ma.MaskedArray):
+        raise TypeError("out is a numpy.ma.MaskedArray; nbloss would write its data and "
+                        "ignore its mask: pass out.data")
     if out.shape != tuple(shape):
         raise ValueError(f"out has shape {out.shape}, expected {tuple(shape)}")
-    if out.dtype != dtype:
+    if out.dtype != dtype and out.dtype.newbyteorder("=") != dtype:  # either byte order
         raise TypeError(f"out has dtype {out.dtype}, expected {dtype}")
     if not out.flags.writeable:
         raise ValueError("out is read-only")

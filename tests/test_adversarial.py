@@ -46,3 +46,153 @@ def test_criterion_backward_returns_arrays_the_caller_owns(cls, name, param, red
             np.testing.assert_allclose(gi2, want_gi, rtol=1e-14, atol=1e-300)
             np.testing.assert_allclose(gt2, want_gt, rtol=1e-14, atol=1e-300)
             assert not np.shares_memory(gi2, gt2)
+
+
+# -- every public entry point, one way to call each ------------------------------------------
+
+FUNCS = {name: (getattr(nbloss, f"{name}_loss"), getattr(nbloss, f"{name}_loss_grad"),
+                getattr(nbloss, f"{name}_loss_value_and_grad"),
+                getattr(nbloss, f"{name}_loss_backward"), getattr(nbloss, f"{name}_loss_hess_diag"))
+         for name in ("smooth_l1", "huber")}
+
+
+def every_result(name, a, b, param, reduction, weight=None, grad_output=None):
+    """Every public function's result for these operands (values and arrays), and both
+    criteria's forward and backward (without a weight, which they do not take)."""
+    loss, grad, value_and_grad, backward, hess = FUNCS[name]
+    if grad_output is None:
+        grad_output = 1.0 if reduction != "none" else np.ones(np.broadcast_shapes(np.shape(a), np.shape(b)))
+    kw = {} if weight is None else {"weight": weight}
+    results = [loss(a, b, param, reduction, **kw), grad(a, b, param, reduction, **kw),
+               *value_and_grad(a, b, param, reduction, **kw),
+               *backward(grad_output, a, b, param, reduction, **kw),
+               hess(a, b, param, reduction, **kw)]
+    if weight is None:
+        crit = (nbloss.SmoothL1Loss(reduction=reduction, beta=param) if name == "smooth_l1"
+                else nbloss.HuberLoss(reduction=reduction, delta=param))
+        results += [crit(a, b), *crit.backward(grad_output)]
+    return results
+
+
+def assert_identical(got, want):
+    """The same values, bits, dtypes and shapes, as plain ndarrays or NumPy scalars."""
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert type(g) in (np.ndarray, np.float16, np.float32, np.float64), type(g)
+        assert type(g) is type(w) and np.shape(g) == np.shape(w) and np.asarray(g).dtype == np.asarray(w).dtype
+        np.testing.assert_array_equal(np.atleast_1d(g).view(np.uint8), np.atleast_1d(w).view(np.uint8))
+
+
+def sample(shape=(6, 5), seed=0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    a = (rng.standard_normal(shape) * 2).astype(dtype)
+    b = rng.standard_normal(shape).astype(dtype)
+    w = rng.random(shape).astype(dtype)
+    a.flat[:3] = [np.nan, np.inf, 0.0]
+    return a, b, w
+
+
+# -- byte order ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("reduction", RED)
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_other_byte_order_gives_the_same_bits(name, reduction, dtype):
+    a, b, w = sample(dtype=dtype)
+    swapped = [x.astype(x.dtype.newbyteorder()) for x in (a, b, w)]
+    assert not swapped[0].dtype.isnative
+    go = 1.5 if reduction != "none" else b + 1
+    with np.errstate(invalid="ignore"):
+        want = every_result(name, a, b, 0.8, reduction, grad_output=go)
+        want_w = every_result(name, a, b, 0.8, reduction, weight=w, grad_output=go)
+        go_swapped = go if reduction != "none" else swapped[1] + 1
+        assert_identical(every_result(name, *swapped[:2], 0.8, reduction, grad_output=go_swapped), want)
+        assert_identical(every_result(name, *swapped[:2], 0.8, reduction, weight=swapped[2],
+                                      grad_output=go_swapped), want_w)
+        # one operand swapped, beside a native one
+        assert_identical(every_result(name, a, swapped[1], 0.8, reduction, grad_output=go), want)
+
+
+@pytest.mark.parametrize("byteorder", ["=", "S"])
+def test_out_of_either_byte_order_receives_the_result(byteorder):
+    a, b, _ = sample()
+    want_loss = nbloss.huber_loss(a, b, 0.5, "none")
+    want_value, want_grad = nbloss.smooth_l1_loss_value_and_grad(a, b, 0.5, "mean")
+    out = np.zeros(a.shape, np.dtype(np.float64).newbyteorder(byteorder))
+    assert nbloss.huber_loss(a, b, 0.5, "none", out=out) is out
+    np.testing.assert_array_equal(out, want_loss)
+    value, g = nbloss.smooth_l1_loss_value_and_grad(a, b, 0.5, "mean", out=out)
+    assert g is out
+    np.testing.assert_equal(value, want_value)
+    np.testing.assert_array_equal(out, want_grad)
+    a16, b16 = a.astype(np.float16), b.astype(np.float16)
+    out16 = np.zeros(a.shape, np.dtype(np.float16).newbyteorder(byteorder))
+    nbloss.huber_loss_hess_diag(a16, b16, 0.5, "sum", out=out16)
+    np.testing.assert_array_equal(out16, nbloss.huber_loss_hess_diag(a16, b16, 0.5, "sum"))
+
+
+# -- ndarray subclasses ----------------------------------------------------------------------
+
+class Tagged(np.ndarray):
+    """A user subclass: nbloss reads its values; results are plain ndarrays."""
+
+
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("reduction", RED)
+def test_subclasses_are_read_as_ndarrays(name, reduction, tmp_path):
+    a, b, w = sample()
+    want = every_result(name, a, b, 0.8, reduction)
+    want_w = every_result(name, a, b, 0.8, reduction, weight=w)
+    np.save(tmp_path / "a.npy", a)
+    mapped = np.load(tmp_path / "a.npy", mmap_mode="r")  # a read-only np.memmap
+    assert isinstance(mapped, np.memmap) and not mapped.flags.writeable
+    with np.errstate(invalid="ignore"):
+        assert_identical(every_result(name, mapped, b, 0.8, reduction), want)
+        assert_identical(every_result(name, a.view(Tagged), b.view(Tagged), 0.8, reduction), want)
+        assert_identical(every_result(name, a, b, 0.8, reduction, weight=w.view(Tagged)), want_w)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PendingDeprecationWarning)  # np.matrix's own
+            assert_identical(every_result(name, np.asmatrix(a), np.asmatrix(b), 0.8, reduction), want)
+
+
+def test_writable_memmap_as_out(tmp_path):
+    a, b, _ = sample()
+    out = np.memmap(tmp_path / "out.bin", dtype=np.float64, mode="w+", shape=a.shape)
+    assert nbloss.smooth_l1_loss(a, b, 0.5, "none", out=out) is out
+    out.flush()
+    np.testing.assert_array_equal(np.fromfile(tmp_path / "out.bin").reshape(a.shape),
+                                  nbloss.smooth_l1_loss(a, b, 0.5, "none"))
+    nbloss.huber_loss_grad(a, b, 0.5, "sum", out=out)
+    np.testing.assert_array_equal(out, nbloss.huber_loss_grad(a, b, 0.5, "sum"))
+
+
+@pytest.mark.parametrize("argument", ["input", "target", "weight", "grad_output", "out"])
+def test_masked_arrays_are_refused_and_nothing_changes(argument):
+    a, b, w = sample()
+    masked = np.ma.masked_array(b.copy(), mask=b > 0)
+    before = masked.data.copy(), masked.mask.copy()
+    args = {"input": a, "target": b, "weight": w, "grad_output": np.ones(a.shape), "out": None}
+    args[argument] = masked
+    calls = []
+    if argument != "out":
+        calls.append(lambda: nbloss.smooth_l1_loss_backward(
+            args["grad_output"], args["input"], args["target"], 0.5, "none", weight=args["weight"]))
+    if argument != "grad_output":
+        calls += [lambda f=f: f(args["input"], args["target"], 0.5, "none", weight=args["weight"],
+                                out=args["out"])
+                  for f in (nbloss.huber_loss, nbloss.smooth_l1_loss_grad, nbloss.huber_loss_hess_diag)]
+    if argument in ("input", "target"):
+        calls.append(lambda: nbloss.HuberLoss()(args["input"], args["target"]))
+    advice = {"input": r"input.data with weight=~input.mask", "target": r"target.compressed\(\)",
+              "weight": r"weight.filled\(0\)", "grad_output": r"grad_output.filled\(0\)",
+              "out": "pass out.data"}[argument]
+    for call in calls:
+        with pytest.raises(TypeError, match=f"{argument} is a numpy.ma.MaskedArray.*{advice}"):
+            call()
+    np.testing.assert_array_equal(masked.data, before[0])
+    np.testing.assert_array_equal(masked.mask, before[1])
+    # what the advice gives: the loss of the unmasked elements
+    if argument == "target":
+        np.testing.assert_allclose(
+            nbloss.huber_loss(a, masked.data, 0.5, "sum", weight=(~masked.mask).astype(float)),
+            nbloss.huber_loss(a[~masked.mask], masked.compressed(), 0.5, "sum"), rtol=1e-14)
