@@ -130,7 +130,7 @@ class DaskCall(CallBase):
         self.input_shape, self.target_shape = np.shape(input), np.shape(target)
         self.shape = v.broadcast_shape(self.input_shape, self.target_shape)
         if (warn_shapes and self.input_shape != self.target_shape
-                and not any(isinstance(x, (int, float)) for x in (input, target))):
+                and not any(v.is_python_number(x) for x in (input, target))):
             v.warn_shape_mismatch(self.input_shape, self.target_shape)
         if weight is not None:
             v.check_broadcasts_to(np.shape(weight), self.shape, "weight")
@@ -153,7 +153,7 @@ class DaskCall(CallBase):
                                 f"are {where[not self.on_device]}: chunk every operand alike "
                                 "(x.map_blocks(cupy.asarray) or x.map_blocks(cupy.asnumpy))")
             x = np.empty(0, x.dtype)  # Operand checks the dtype
-        elif self.on_device and not isinstance(x, (int, float)):
+        elif self.on_device and not v.is_python_number(x):
             if not v.is_device_array(x):
                 raise TypeError(f"{name} is a host {type(x).__name__} but the loss's chunks are "
                                 "CUDA arrays: nbloss does not copy between host and device; "
@@ -164,11 +164,11 @@ class DaskCall(CallBase):
     def _aligned(self, x, name):
         """``x`` broadcast to the loss shape as a Dask array with the call's chunks (a
         Python number stays a number: the chunk calls broadcast it)."""
-        if isinstance(x, (int, float)) and not isinstance(x, bool):
+        if v.is_python_number(x):
             return x
         if not v.is_dask_array(x):
-            if not self.on_device:
-                return da.from_array(np.broadcast_to(np.asarray(x), self.shape),
+            if not self.on_device:  # as the CPU reads it (a list of ints is float64)
+                return da.from_array(np.broadcast_to(v.Operand(x, name).array, self.shape),
                                      chunks=self.chunks)
             # a CuPy array: one chunk on the device, broadcast and cut by Dask
             x = da.broadcast_to(da.from_array(x, chunks=x.shape, asarray=False), self.shape)

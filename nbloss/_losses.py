@@ -230,8 +230,9 @@ class _Call(CallBase):
         return self.plan.scale
 
     def _normalise(self, input, target, weight, warn_shapes):
-        """Any operands: Python numbers and lists, broadcasting, float16, mixed dtypes,
-        non-contiguous layouts, a weight."""
+        """Any operands: Python numbers and lists, NumPy scalars, broadcasting, integer,
+        bool and float16 data, mixed dtypes, the other byte order, non-contiguous
+        layouts, a weight. All arithmetic happens in the computation dtype."""
         x, y = v.Operand(input, "input"), v.Operand(target, "target")
         w = None if weight is None else v.Operand(weight, "weight")
         self.dtype, self.out_dtype = v.result_dtypes(x, y, w)
@@ -241,10 +242,13 @@ class _Call(CallBase):
         if (warn_shapes and self.input_shape != self.target_shape
                 and not (x.is_python_scalar or y.is_python_scalar)):
             v.warn_shape_mismatch(self.input_shape, self.target_shape)
-        # a Python number takes the computation dtype, as in NumPy (float32 - 0.3 is
-        # computed in float32)
-        self.a = v.flat(v.in_dtype(x.array, self.dtype), self.shape)
-        self.b = v.flat(v.in_dtype(y.array, self.dtype), self.shape)
+        # the kernels take input - target in the wider of the two arrays' dtypes: when
+        # neither has the computation dtype (float32 operands with a float64 weight), both
+        # are converted. A Python number takes the computation dtype, as in NumPy
+        # (float32 - 0.3 is computed in float32).
+        widen = x.array.dtype == self.dtype or y.array.dtype == self.dtype
+        self.a = v.flat(v.in_dtype(x.array, self.dtype, widen), self.shape)
+        self.b = v.flat(v.in_dtype(y.array, self.dtype, widen), self.shape)
         sources = [(x.array, "input"), (y.array, "target")]
         self.w = None
         if w is not None:

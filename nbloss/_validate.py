@@ -16,6 +16,7 @@ from . import _math
 
 REDUCTIONS = ("none", "mean", "sum")
 FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+FLOAT16, FLOAT32, FLOAT64 = FLOAT_DTYPES
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -120,25 +121,38 @@ def refuse_masked(value, name):
                     f"refuses it: {advice}")
 
 
+def is_python_number(value):
+    """A Python int or float: NumPy's weak scalar. Not a bool, not a NumPy scalar
+    (``np.float64`` subclasses ``float``), which is a typed 0-d array."""
+    return isinstance(value, (int, float)) and not isinstance(value, (bool, np.generic))
+
+
+def _is_integer(operand):
+    """An integer or bool array operand (a Python number is weak, never one)."""
+    return isinstance(operand.for_dtype, np.dtype) and operand.for_dtype.kind in "biu"
+
+
 class Operand:
     """One array argument: the caller's values as an ndarray (``array``: a view of an
-    ndarray or of any subclass but a masked array, not converted), and what
-    ``np.result_type`` should see (a Python scalar stays a weak scalar, as in NumPy:
-    float32 array - 1.0 is float32)."""
+    ndarray or of any subclass but a masked array, not converted; a new array for a
+    Python number or a list), and ``for_dtype``, what decides the computation dtype (see
+    :func:`result_dtypes`): a Python number itself (weak, as in NumPy: float32 array -
+    1.0 is float32), else the array's dtype (NumPy scalars are typed 0-d arrays)."""
 
     __slots__ = ("array", "for_dtype")
 
     @property
     def is_python_scalar(self):
-        return self.for_dtype is not self.array
+        return not isinstance(self.for_dtype, np.dtype)
 
     def __init__(self, value, name):
         if is_device_array(value):
             raise TypeError(f"{name} is a CUDA device array: mix of host and device arrays, "
                             "or the CUDA backend is not available")
-        if isinstance(value, (bool, np.bool_)):
-            raise TypeError(f"{name} must be a floating-point array or number, got bool")
-        if isinstance(value, (int, float)):
+        if isinstance(value, bool):
+            raise TypeError(f"{name} is a Python bool: pass a number, or an array "
+                            f"(np.asarray({value}) for a bool operand)")
+        if is_python_number(value):
             self.array, self.for_dtype = np.asarray(value, dtype=np.float64), value
             return
         if isinstance(value, (list, tuple)):
@@ -153,18 +167,32 @@ class Operand:
                 array = np.asarray(value)
             except Exception as exc:  # pragma: no cover - depends on the foreign object
                 raise TypeError(f"{name} must be an array-like of floats, got {type(value).__name__}") from exc
-        if array.dtype.kind != "f" or array.dtype.itemsize not in (2, 4, 8):  # either byte order
-            raise TypeError(f"{name} must be a float16, float32 or float64 array, got dtype {array.dtype}")
-        self.array, self.for_dtype = array, array
+        dtype = array.dtype
+        if not (dtype.kind in "biu" or (dtype.kind == "f" and dtype.itemsize in (2, 4, 8))):
+            raise TypeError(f"{name} must be a float16, float32 or float64 array (or an integer "
+                            f"or bool one beside a float operand), got dtype {dtype}")
+        self.array, self.for_dtype = array, dtype
 
 
-def result_dtypes(*operands):
-    """(computation dtype, result dtype): float16 is computed in float32 and returned
-    as float16, like torch's CPU kernels."""
-    dtype = np.result_type(*(op.for_dtype for op in operands if op is not None))
-    if dtype not in FLOAT_DTYPES:  # only Python ints: compute in float64
-        dtype = np.dtype(np.float64)
-    compute = np.dtype(np.float32) if dtype == np.float16 else dtype
+def result_dtypes(input, target, weight=None):
+    """(computation dtype, result dtype) of a call's operands (``Operand``s or the CUDA
+    layer's).
+
+    The float operands decide, by NumPy's ``result_type``: arrays by their dtype (NumPy
+    scalars are typed 0-d arrays), Python numbers weak (Python ints alone: float64). An
+    integer or bool array takes that dtype without deciding it, torch's category rule
+    (int64 beside float32 is float32), and so does ``grad_output``. float16 is computed
+    in float32 and returned as float16, like torch's CPU kernels."""
+    if _is_integer(input) and _is_integer(target):
+        raise TypeError(f"input ({input.for_dtype}) and target ({target.for_dtype}) are both "
+                        "integer or bool arrays; the loss needs a floating-point input or "
+                        "target (torch raises NotImplementedError, 'not implemented for "
+                        "Long'): convert one, e.g. input.astype(np.float32)")
+    dtype = np.result_type(*(op.for_dtype for op in (input, target, weight)
+                             if op is not None and not _is_integer(op)))
+    if dtype.kind != "f":  # only Python ints: compute in float64
+        dtype = FLOAT64
+    compute = FLOAT32 if dtype == FLOAT16 else dtype
     return compute, dtype
 
 
@@ -216,11 +244,12 @@ def flat_array(array):
     return np.ascontiguousarray(array).reshape(-1)
 
 
-def in_dtype(array, dtype):
+def in_dtype(array, dtype, widen=True):
     """``array`` as the kernels read it: itself in ``dtype``, or float32 beside a
-    float64 computation (the kernels widen each element exactly); else a converted copy
-    (float16, the other byte order, a Python number's float64 in float32)."""
-    if array.dtype == dtype or (array.dtype == FLOAT_DTYPES[1] and dtype == FLOAT_DTYPES[2]):
+    float64 computation when ``widen`` (the kernels widen each element exactly); else
+    a converted copy (integers, bool, float16, the other byte order, a Python number's
+    float64 in float32)."""
+    if array.dtype == dtype or (widen and array.dtype == FLOAT32 and dtype == FLOAT64):
         return array
     return array.astype(dtype)
 

@@ -196,3 +196,49 @@ def test_masked_arrays_are_refused_and_nothing_changes(argument):
         np.testing.assert_allclose(
             nbloss.huber_loss(a, masked.data, 0.5, "sum", weight=(~masked.mask).astype(float)),
             nbloss.huber_loss(a[~masked.mask], masked.compressed(), 0.5, "sum"), rtol=1e-14)
+
+
+# -- the dtype rule --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("reduction", RED)
+def test_all_arithmetic_happens_in_the_computation_dtype(name, reduction):
+    """float32 input and target with a float64 weight: the difference is taken in float64
+    (float32 would round 1e8 - 0.1 to 1e8 and give 99999999.5)."""
+    a, b, w = np.array([1e8], np.float32), np.array([0.1], np.float32), np.ones(1)
+    want_loss, want_gi, want_gt = ref.loss_and_grads(name, a, b, 1.0, reduction, w)
+    loss, grad, value_and_grad, backward, hess = FUNCS[name]
+    got = loss(a, b, 1.0, reduction, weight=w)
+    assert np.asarray(got).dtype == np.float64
+    np.testing.assert_array_equal(got, want_loss)
+    assert float(np.ravel(got)[0]) == 99999999.4
+    np.testing.assert_array_equal(value_and_grad(a, b, 1.0, reduction, weight=w)[0], want_loss)
+    # near the kink, the float32 difference would land on the other side of it
+    a, b = np.array([1.0], np.float32), np.array([1e-8], np.float32)
+    _, want_gi, want_gt = ref.loss_and_grads(name, a, b, 1.0, reduction, w)
+    np.testing.assert_array_equal(grad(a, b, 1.0, reduction, weight=w), want_gi)
+    gi, gt = backward(1.0 if reduction != "none" else np.ones(1), a, b, 1.0, reduction, weight=w)
+    np.testing.assert_array_equal(gi, want_gi)
+    np.testing.assert_array_equal(gt, want_gt)
+    assert want_gi[0] != 1 and hess(a, b, 1.0, reduction, weight=w) == 1  # |x| < 1 in float64
+
+
+def test_integer_and_bool_operands_match_the_float_formula():
+    """An integer operand takes the float operand's dtype; the values are those of the
+    float64 formula, rounded once (float32 here)."""
+    a = np.array([0.25, -3.5, 2.0, 7.0], np.float32)
+    for b in (np.array([0, 1, -2, 7]), np.array([0, 1, 1, 0], np.uint8), np.array([True, False, True, True])):
+        for name, (loss, grad, value_and_grad, backward, hess) in FUNCS.items():
+            want_loss, want_gi, want_gt = ref.loss_and_grads(name, a, b, 0.5, "sum")
+            got = loss(a, b, 0.5, "sum")
+            assert got.dtype == np.float32 and got == np.float32(want_loss)
+            gi, gt = backward(1.0, a, b, 0.5, "sum")
+            assert gi.dtype == gt.dtype == np.float32
+            np.testing.assert_array_equal(gi, want_gi.astype(np.float32))
+            np.testing.assert_array_equal(gt, want_gt.astype(np.float32))
+            gi, gt = backward(1.0, b, a, 0.5, "sum")  # the integer operand as input
+            np.testing.assert_array_equal(gi, -want_gi.astype(np.float32))
+            # an integer weight, and a list of Python ints (float64, NumPy's default)
+            np.testing.assert_array_equal(loss(a, a, 0.5, "none", weight=b),
+                                          loss(a, a, 0.5, "none", weight=b.astype(np.float32)))
+            assert loss(a, b.astype(int).tolist(), 0.5, "sum").dtype == np.float64

@@ -65,20 +65,32 @@ def test_bad_reduction(arrays, reduction):
     untouched(arrays)
 
 
-@pytest.mark.parametrize("bad,what", [(np.arange(50), "int64"), (np.ones(50, bool), "bool"),
-                                      (np.ones(50, np.complex128), "complex128"),
+@pytest.mark.parametrize("bad,what", [(np.ones(50, np.complex128), "complex128"),
                                       (np.array([1.0, None] * 25, dtype=object), "object"),
-                                      (np.ones(50, np.int32), "int32")])
+                                      (np.array(["1.0"] * 50), "<U3")]
+                         + ([(np.ones(50, np.longdouble), str(np.dtype(np.longdouble)))]
+                            if np.dtype(np.longdouble).itemsize > 8 else []))
 def test_bad_dtype(arrays, bad, what):
+    # integer and bool arrays beside a float operand are accepted (torch's rule):
+    # test_torch_parity.test_integer_target_takes_the_float_input_dtype
     for f in ALL:
-        with pytest.raises(TypeError, match=f"input must be a float16, float32 or float64 array, got dtype {what}"):
+        with pytest.raises(TypeError, match=f"input must be a float16, float32 or float64 array "
+                                            rf"\(or an integer or bool one beside a float operand\), got dtype {what}"):
             f(bad, arrays[1])
         with pytest.raises(TypeError, match=f"target must be .*got dtype {what}"):
             f(arrays[0], bad)
         with pytest.raises(TypeError, match=f"weight must be .*got dtype {what}"):
             f(arrays[0], arrays[1], weight=bad)
-    with pytest.raises(TypeError, match="input must be a floating-point array or number, got bool"):
+    untouched(arrays)
+
+
+def test_python_bool_and_two_integer_arrays(arrays):
+    with pytest.raises(TypeError, match=r"input is a Python bool: pass a number, or an array \(np.asarray\(True\)"):
         nbloss.smooth_l1_loss(True, 1.0)
+    for f in ALL:
+        with pytest.raises(TypeError, match=r"input \(int64\) and target \(bool\) are both integer or bool "
+                                            r"arrays; the loss needs a floating-point input or target"):
+            f(np.arange(50), np.ones(50, bool), weight=arrays[0])
     untouched(arrays)
 
 
@@ -132,7 +144,7 @@ def test_bad_grad_output(arrays):
     with pytest.raises(ValueError, match=r"grad_output of shape \(3,\) does not broadcast"):
         nbloss.huber_loss_backward(np.ones(3), a, b, reduction="none")
     with pytest.raises(TypeError, match="grad_output must be a float16, float32 or float64 array"):
-        nbloss.huber_loss_backward(np.ones(50, int), a, b, reduction="none")
+        nbloss.huber_loss_backward(np.ones(50, complex), a, b, reduction="none")
     crit = nbloss.HuberLoss()
     with pytest.raises(RuntimeError, match=r"backward\(\) called before a forward call"):
         crit.backward()

@@ -273,8 +273,14 @@ def test_errors():
         nbloss.huber_loss(da, db, reduction="none", out=np.empty(SMALL, np.float32))
     with pytest.raises(TypeError, match="grad_output is a host ndarray"):
         nbloss.huber_loss_backward(np.ones(SMALL, np.float32), da, db, reduction="none")
+    for scalar in (np.float32(0.5), np.float64(0.5)):  # NumPy scalars are host 0-d arrays
+        with pytest.raises(TypeError, match=f"target is a host {type(scalar).__name__} .*"
+                                            "or pass a scalar as a Python number"):
+            nbloss.huber_loss(da, scalar)
     with pytest.raises(TypeError, match="float16 device array"):
         nbloss.huber_loss(to_device(a.astype(np.float16)), 0.0)
+    with pytest.raises(TypeError, match="int64 device array"):
+        nbloss.huber_loss(da, to_device(np.arange(SMALL)))
     with pytest.raises(ValueError, match="non-contiguous device array"):
         nbloss.huber_loss(to_device(np.zeros((4, 6), np.float32)).T, 0.0)
     with pytest.raises(ValueError, match="out shares memory with input"):
