@@ -32,10 +32,16 @@ def warn(message, category=UserWarning):
 
 
 def check_reduction(reduction):
-    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
-        raise ValueError(f"{reduction} is not a valid value for reduction "
-                         "(expected 'none', 'mean' or 'sum')")
-    return reduction
+    """'none', 'mean' or 'sum'; torch's deprecated 'elementwise_mean' is 'mean', with
+    torch's warning."""
+    if isinstance(reduction, str):
+        if reduction in REDUCTIONS:
+            return reduction
+        if reduction == "elementwise_mean":
+            warn("reduction='elementwise_mean' is deprecated. Please use reduction='mean' instead.")
+            return "mean"
+    raise ValueError(f"{reduction} is not a valid value for reduction "
+                     "(expected 'none', 'mean' or 'sum')")
 
 
 def legacy_reduction(size_average, reduce, reduction):

@@ -521,3 +521,32 @@ def test_grad_output_is_cast_to_the_computation_dtype(torch, go_dtype):
     crit(a, b)
     for g in crit.backward(np.array(3, go_dtype)):
         assert g.dtype == np.float32
+
+
+def test_elementwise_mean_is_mean_with_torch_warning(torch):
+    F = torch.nn.functional
+    a, b = random_pair(SMALL, np.float64, seed=28)
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    pairs = [(lambda r: F.smooth_l1_loss(ta, tb, reduction=r), lambda r: nbloss.smooth_l1_loss(a, b, reduction=r)),
+             (lambda r: F.huber_loss(ta, tb, reduction=r), lambda r: nbloss.huber_loss(a, b, reduction=r)),
+             (lambda r: F.huber_loss(ta, tb, reduction=r),
+              lambda r: nbloss.huber_loss_value_and_grad(a, b, reduction=r)[0]),
+             (lambda r: torch.nn.SmoothL1Loss(reduction=r)(ta, tb), lambda r: nbloss.SmoothL1Loss(reduction=r)(a, b)),
+             (lambda r: torch.nn.HuberLoss(reduction=r)(ta, tb), lambda r: nbloss.HuberLoss(reduction=r)(a, b))]
+    for theirs, ours in pairs:
+        with pytest.warns(UserWarning) as want:
+            t = theirs("elementwise_mean")
+        with pytest.warns(UserWarning) as got:
+            value = ours("elementwise_mean")
+        assert [str(w.message) for w in got] == [str(w.message) for w in want] == [
+            "reduction='elementwise_mean' is deprecated. Please use reduction='mean' instead."]
+        assert got[0].filename == __file__
+        np.testing.assert_allclose(value, t.numpy(), rtol=1e-15)
+        assert value == ours("mean")
+    # a criterion checks its reduction once: it warns when made, and holds 'mean'
+    with pytest.warns(UserWarning, match="elementwise_mean"):
+        crit = nbloss.SmoothL1Loss(reduction="elementwise_mean")
+    assert crit.reduction == "mean"
+    grad = nbloss.smooth_l1_loss_grad
+    with pytest.warns(UserWarning, match="elementwise_mean"):
+        np.testing.assert_array_equal(grad(a, b, reduction="elementwise_mean"), grad(a, b))
