@@ -17,6 +17,7 @@ exports ``__cuda_array_interface__``) on the CUDA kernels, results in the chunk'
   (``dask.compute(value, grad)``) reads every chunk once.
 """
 
+import math
 import sys
 
 import dask.array as da
@@ -97,6 +98,14 @@ def _chunk_fused(a, b, w=None, *, spec, scale, with_grad, ndim):
     return partial, None if grad is None else _as_chunk(grad, like)
 
 
+def _known_shape(x, name):
+    """Refuse a Dask array whose chunk sizes are unknown (NaN, as after ``x[x > 0]``):
+    broadcasting and the element count need them."""
+    if any(math.isnan(d) for d in x.shape):
+        raise ValueError(f"{name} is a Dask array of unknown chunk sizes (shape {x.shape}, as "
+                         f"after boolean indexing): call {name}.compute_chunk_sizes() first")
+
+
 def _chunk_library(x, name):
     """'numpy' or 'cuda': where the chunks of Dask array ``x`` live (refused otherwise)."""
     meta = x._meta
@@ -147,6 +156,7 @@ class DaskCall(CallBase):
         """What ``np.result_type`` should see for operand ``x`` (validated like on the CPU);
         the operands' chunks must all live where the leading operand's do."""
         if v.is_dask_array(x):
+            _known_shape(x, name)
             if (_chunk_library(x, name) == "cuda") != self.on_device:
                 where = ("CUDA arrays", "NumPy arrays")
                 raise TypeError(f"{name}'s chunks are {where[self.on_device]} but the loss's "
@@ -192,6 +202,8 @@ class DaskCall(CallBase):
     def _upstream(self, grad_output):
         """A number multiplies every element; a Dask or NumPy array ('none' only) is
         aligned like the operands."""
+        if v.is_dask_array(grad_output):
+            _known_shape(grad_output, "grad_output")
         if np.ndim(grad_output) == 0 and not v.is_dask_array(grad_output):
             self.go = v.upstream_gradient(grad_output, "sum", (), self.dtype)[()]
         elif self.reduction != "none":

@@ -62,6 +62,17 @@ def legacy_reduction(size_average, reduce, reduction):
     return reduction
 
 
+def python_float(value, what):
+    """``float(value)``, with an error naming ``what`` for a number beyond float64's
+    range (a Python int of 1025 bits or more)."""
+    try:
+        return float(value)
+    except OverflowError:
+        size = f"a {value.bit_length()}-bit int" if isinstance(value, int) else type(value).__name__
+        raise OverflowError(f"{what} ({size}) is beyond float64's range (about 1.8e308, "
+                            "2**1024); nbloss computes in float16, float32 or float64") from None
+
+
 def _real_scalar(value, name, fn):
     if type(value) is float and value == value:  # the common case, cheaply
         return value
@@ -69,7 +80,7 @@ def _real_scalar(value, name, fn):
         value = value[()]
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{fn}: {name} must be a real number, got {value!r}")
-    value = float(value)
+    value = python_float(value, f"{fn}: {name}")
     if math.isnan(value):
         raise ValueError(f"{fn}: {name} must not be NaN, got {name}=nan")
     return value
@@ -159,12 +170,10 @@ class Operand:
             raise TypeError(f"{name} is a Python bool: pass a number, or an array "
                             f"(np.asarray({value}) for a bool operand)")
         if is_python_number(value):
-            self.array, self.for_dtype = np.asarray(value, dtype=np.float64), value
+            self.array, self.for_dtype = np.asarray(python_float(value, name)), value
             return
         if isinstance(value, (list, tuple)):
-            array = np.asarray(value)
-            if array.dtype.kind in "iu":  # Python numbers: NumPy's float default
-                array = array.astype(np.float64)
+            array = _from_sequence(value, name)
         elif isinstance(value, (np.ndarray, np.generic)):
             refuse_masked(value, name)
             array = np.asarray(value)  # a subclass (np.memmap, np.matrix) read as an ndarray
@@ -178,6 +187,28 @@ class Operand:
             raise TypeError(f"{name} must be a float16, float32 or float64 array (or an integer "
                             f"or bool one beside a float operand), got dtype {dtype}")
         self.array, self.for_dtype = array, dtype
+
+
+def _from_sequence(value, name):
+    """A list or tuple as an array; Python ints (of any size: NumPy makes an object array
+    beyond 64 bits) become float64, NumPy's float default."""
+    try:
+        array = np.asarray(value)
+    except ValueError as exc:
+        if "inhomogeneous" not in str(exc):
+            raise
+        raise ValueError(f"{name} is a ragged nested {type(value).__name__}: its rows differ in "
+                         "length (or nest to different depths), so it is no array; pad it "
+                         "or pass an array") from None
+    if array.dtype.kind in "iu" or (array.dtype.kind == "O" and all(
+            isinstance(x, numbers.Real) and not isinstance(x, bool) for x in array.flat)):
+        try:
+            array = array.astype(np.float64)
+        except OverflowError:
+            raise OverflowError(f"{name} holds a Python int beyond float64's range (about "
+                                "1.8e308, 2**1024); nbloss computes in float16, float32 or "
+                                "float64") from None
+    return array
 
 
 def result_dtypes(input, target, weight=None):

@@ -213,3 +213,59 @@ def test_inputs_are_never_modified_on_success():
     gi[:] = 99  # the caller owns the gradients it gets
     for x, x0 in zip((a, b, w, a32), keep):
         np.testing.assert_array_equal(x, x0)
+
+
+HUGE = 2**1024  # one past float64's range
+
+
+def test_python_int_beyond_float64_is_named(arrays):
+    a, b = arrays[:2]
+    for f in ALL:
+        for kw, name in (({"input": HUGE}, "input"), ({"target": HUGE}, "target"),
+                         ({"weight": HUGE}, "weight"), ({"target": [1.0, HUGE] * 25}, "target")):
+            args = {"input": a, "target": b, **kw}
+            weight = args.pop("weight", None)
+            with pytest.raises(OverflowError, match=f"{name} .*beyond float64's range"):
+                f(args["input"], args["target"], weight=weight)
+    with pytest.raises(OverflowError, match=r"smooth_l1_loss: beta \(a 1025-bit int\) is beyond float64's range"):
+        nbloss.smooth_l1_loss(a, b, beta=HUGE)
+    with pytest.raises(OverflowError, match=r"huber_loss: delta \(a 1025-bit int\) is beyond float64's range"):
+        nbloss.huber_loss(a, b, delta=HUGE)
+    with pytest.raises(OverflowError, match=r"grad_output \(a 1025-bit int\) is beyond float64's range"):
+        nbloss.huber_loss_backward(HUGE, a, b)
+    # within float64 (a list of ints past 64 bits is an object array to NumPy): float64
+    assert nbloss.smooth_l1_loss([2**64], [0], reduction="sum") == 2.0**64 - 0.5
+    untouched(arrays)
+
+
+def test_ragged_list_is_named(arrays):
+    for f in ALL:
+        with pytest.raises(ValueError, match=r"target is a ragged nested list: its rows differ in length"):
+            f(np.zeros((2, 2)), [[1.0, 2.0], [3.0]])
+        with pytest.raises(ValueError, match=r"input is a ragged nested tuple"):
+            f(([1.0], [2.0, 3.0]), 0.0)
+    # a list with None is not a list of numbers: refused, not read as NaN
+    with pytest.raises(TypeError, match="got dtype object"):
+        nbloss.huber_loss(arrays[0][:2], [1.0, None])
+    untouched(arrays)
+
+
+def test_dask_array_of_unknown_chunk_sizes(arrays):
+    da = pytest.importorskip("dask.array")
+    a, b = arrays[:2]
+    x = da.from_array(a, chunks=10)
+    unknown = x[x > 0]
+    assert np.isnan(unknown.shape[0])
+    for f in ALL:
+        with pytest.raises(ValueError, match=r"input is a Dask array of unknown chunk sizes \(shape \(nan,\), "
+                                             r"as after boolean indexing\): call input.compute_chunk_sizes\(\) first"):
+            f(unknown, 0.0)
+        with pytest.raises(ValueError, match="target is a Dask array of unknown chunk sizes"):
+            f(x, unknown)
+        with pytest.raises(ValueError, match="weight is a Dask array of unknown chunk sizes"):
+            f(x, b, weight=unknown)
+    with pytest.raises(ValueError, match="grad_output is a Dask array of unknown chunk sizes"):
+        nbloss.huber_loss_backward(unknown, x, b, reduction="none")
+    known = unknown.compute_chunk_sizes()  # what the message says to do
+    np.testing.assert_allclose(nbloss.huber_loss(known, 0.0).compute(), nbloss.huber_loss(a[a > 0], 0.0))
+    untouched(arrays)
