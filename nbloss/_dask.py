@@ -24,7 +24,7 @@ import dask.array as da
 import numpy as np
 
 from . import _validate as v
-from ._losses import CallBase
+from ._losses import CallBase, _reduced
 
 
 def _no_out(out):
@@ -34,11 +34,11 @@ def _no_out(out):
 
 def _finish(total, n, reduction, out_dtype):
     """float64 total -> the reduction's result in ``out_dtype`` (NaN: the mean of nothing),
-    a 0-d array of the partial sums' type."""
+    a 0-d array of the partial sums' type, rounded as on the CPU."""
+    if isinstance(total, (np.generic, np.ndarray, float)):
+        return np.asarray(_reduced(float(total), n, reduction, out_dtype))
     if reduction == "mean":
         total = total / n if n else total * np.nan
-    if isinstance(total, (np.generic, np.ndarray, float)):
-        return np.asarray(total, dtype=out_dtype)
     return total.astype(out_dtype)  # a CuPy 0-d array stays on the device
 
 

@@ -12,6 +12,7 @@ Formulas (x = input - target, z = |x|, N = the broadcast element count):
 
 import functools
 import importlib
+import math
 import numbers
 from typing import NamedTuple
 
@@ -124,17 +125,29 @@ def _same_float_arrays(input, target):
             and target.dtype is input.dtype and input.shape == target.shape)
 
 
-_ONE = {dtype: dtype.type(1) for dtype in v.FLOAT_DTYPES}
+def _overflows_at(dtype):
+    """The least float64 that rounds to inf in ``dtype``: its largest finite value plus
+    half an ulp there (inf for float64)."""
+    info = np.finfo(dtype)
+    return math.inf if dtype == v.FLOAT64 else float(info.max) + 2.0 ** (info.maxexp - info.nmant - 2)
+
+
+_ROUNDING = {dtype: (dtype.type(1), _overflows_at(dtype)) for dtype in v.FLOAT_DTYPES}
 
 
 def _reduced(total, n, reduction, dtype):
     """A kernel's float64 sum (a Python float) as the result: divided by N for 'mean' (NaN
-    when N = 0), as a NumPy scalar of ``dtype``."""
+    when N = 0), rounded to a NumPy scalar of ``dtype``: beyond its range +-inf, without
+    NumPy's overflow warning, as torch and the CUDA kernels give it. (Raised as an error,
+    that warning would come after a fused kernel wrote ``out=``.)"""
     if reduction == "mean":
         total = total / n if n else np.nan
+    one, limit = _ROUNDING[dtype]
+    if not -limit < total < limit and total == total:
+        total = math.copysign(math.inf, total)
     # NumPy rounds a Python float to the scalar's dtype before multiplying (NEP 50), so
-    # this is ``dtype.type(total)``, warnings included, in a third of the time
-    return _ONE[dtype] * total
+    # this is ``dtype.type(total)`` in a third of the time
+    return one * total
 
 
 def _flat(buf):
@@ -278,10 +291,13 @@ class _Call(CallBase):
         result = full if full.shape == shape else v.sum_to_shape(full, shape)
         if negate:
             result = np.negative(result)
-        if out is None:
-            return result if result.dtype == self.out_dtype else result.astype(self.out_dtype)
-        if result is not out:
-            np.copyto(out, result, casting="same_kind")
+        if result.dtype != self.out_dtype:
+            # float32 -> float16 into a new array: NumPy's overflow warning, raised as an
+            # error, then leaves out= as it was
+            result = result.astype(self.out_dtype)
+        if out is None or result is out:
+            return result
+        np.copyto(out, result)
         return out
 
     # -- operations ----------------------------------------------------------------------

@@ -242,3 +242,60 @@ def test_integer_and_bool_operands_match_the_float_formula():
             np.testing.assert_array_equal(loss(a, a, 0.5, "none", weight=b),
                                           loss(a, a, 0.5, "none", weight=b.astype(np.float32)))
             assert loss(a, b.astype(int).tolist(), 0.5, "sum").dtype == np.float64
+
+
+# -- out= is untouched by a call that raises, warnings-as-errors included ----------------------
+
+def test_out_is_untouched_when_a_float16_cast_raises():
+    """float16 results are computed in float32 and cast: NumPy's overflow warning, as an
+    error, must come before out= is written."""
+    a = np.array([60000, -60000, 1, 0.5], np.float16)
+    b = np.array([-60000, 60000, 0, 0], np.float16)
+    calls = [lambda out: nbloss.huber_loss(a, b, 1.0, "none", out=out),  # 120000 > float16's max
+             lambda out: nbloss.huber_loss_grad(a, b, 1e5, "none", out=out),
+             lambda out: nbloss.smooth_l1_loss_value_and_grad(a, b, 1.0, "none", out=out)[1],
+             lambda out: nbloss.smooth_l1_loss_hess_diag(b, b, 1e-3, "none", weight=np.float16(100), out=out)]
+    for call in calls:
+        with warnings.catch_warnings():  # without the filter: a warning, and inf in the result
+            warnings.simplefilter("ignore", RuntimeWarning)
+            want = call(None)
+        for out in (np.full(4, 7, np.float16), np.full(8, 7, np.float16)[::2],
+                    np.full(4, 7, np.dtype(np.float16).newbyteorder())):
+            before = out.copy()
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                with pytest.raises(RuntimeWarning, match="overflow"):
+                    call(out)
+            np.testing.assert_array_equal(out.view(np.uint16), before.view(np.uint16))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                call(out)
+            np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_reductions_beyond_the_dtype_are_inf_without_a_warning(dtype):
+    """The float64 sum rounds to inf as torch and the CUDA kernels give it: no NumPy
+    overflow warning, which, raised as an error, would come after the fused kernel wrote
+    the gradient into out=."""
+    big = float(np.finfo(dtype).max) * 0.75
+    a, b = np.array([big, big, -big], dtype), np.zeros(3, dtype)
+    out = np.full(3, 7, dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for reduction, want in (("sum", np.inf), ("mean", ref.huber(a, b, 1.0).mean())):
+            assert nbloss.huber_loss(a, b, 1.0, reduction) == np.asarray(want, dtype)
+            value, g = nbloss.huber_loss_value_and_grad(a, b, 1.0, reduction, out=out)
+            assert value == np.asarray(want, dtype) and value.dtype == dtype and g is out
+            np.testing.assert_array_equal(out, nbloss.huber_loss_grad(a, b, 1.0, reduction))
+        assert nbloss.huber_loss(a, b, 1.0, "sum", weight=-np.ones(3, dtype)) == -np.inf
+    # the rounding itself: the largest float64 that rounds to the dtype's largest finite
+    # value stays finite, the next one is inf
+    from nbloss._losses import _reduced
+    info = np.finfo(dtype)
+    edge = float(info.max) + 2.0 ** (info.maxexp - info.nmant - 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for total, want in ((float(np.nextafter(edge, 0)), info.max), (edge, np.inf), (-edge, -np.inf)):
+            assert _reduced(total, 1, "sum", np.dtype(dtype)) == want
+        assert np.isnan(_reduced(np.nan, 1, "sum", np.dtype(dtype)))

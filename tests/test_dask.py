@@ -196,3 +196,12 @@ def test_dtype_rule_matches_in_memory():
         want = nbloss.smooth_l1_loss(a, np.float64(0.5), reduction="none")
     assert_same(loss, want, "none")
     assert loss.dtype == np.float64
+
+
+def test_reduction_beyond_float32_is_inf_without_a_warning():
+    """Rounded as on the CPU (and CUDA): inf, no NumPy overflow warning."""
+    a = np.full(3, 3e38, np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lazy = nbloss.huber_loss(da.from_array(a, chunks=2), 0.0, reduction="sum").compute()
+    assert lazy == nbloss.huber_loss(a, 0.0, reduction="sum") == np.inf and lazy.dtype == np.float32
