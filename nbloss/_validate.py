@@ -133,7 +133,8 @@ def refuse_masked(value, name):
                   f"'mean' still divides by the element count: use 'sum' / {name}.count()), "
                   f"or {name}.compressed() with the other operand's matching elements")
     else:
-        advice = f"pass {name}.filled(0) to give the masked elements no {name}"
+        what = "weight" if name == "weight" else "gradient"
+        advice = f"pass {name}.filled(0) to give the masked elements no {what}"
     raise TypeError(f"{name} is a numpy.ma.MaskedArray; nbloss would ignore its mask, so it "
                     f"refuses it: {advice}")
 

@@ -9,6 +9,7 @@ import pytest
 
 import nbloss
 import reference as ref
+from test_reference import check_all
 
 RED = ["none", "mean", "sum"]
 CRITERIA = [(nbloss.SmoothL1Loss, "smooth_l1", "beta"), (nbloss.HuberLoss, "huber", "delta")]
@@ -80,7 +81,15 @@ def assert_identical(got, want):
     for g, w in zip(got, want):
         assert type(g) in (np.ndarray, np.float16, np.float32, np.float64), type(g)
         assert type(g) is type(w) and np.shape(g) == np.shape(w) and np.asarray(g).dtype == np.asarray(w).dtype
-        np.testing.assert_array_equal(np.atleast_1d(g).view(np.uint8), np.atleast_1d(w).view(np.uint8))
+        assert_same_bits(g, w)
+
+
+def assert_same_bits(x, y):
+    """Equal to the bit (NaN payloads, signed zeros, byte order) and in shape."""
+    x, y = np.asarray(x), np.asarray(y)
+    assert x.shape == y.shape and x.dtype == y.dtype
+    np.testing.assert_array_equal(np.ascontiguousarray(x).reshape(-1).view(np.uint8),
+                                  np.ascontiguousarray(y).reshape(-1).view(np.uint8))
 
 
 def sample(shape=(6, 5), seed=0, dtype=np.float64):
@@ -194,7 +203,7 @@ def test_masked_arrays_are_refused_and_nothing_changes(argument):
     # what the advice gives: the loss of the unmasked elements
     if argument == "target":
         np.testing.assert_allclose(
-            nbloss.huber_loss(a, masked.data, 0.5, "sum", weight=(~masked.mask).astype(float)),
+            nbloss.huber_loss(a, masked.data, 0.5, "sum", weight=~masked.mask),
             nbloss.huber_loss(a[~masked.mask], masked.compressed(), 0.5, "sum"), rtol=1e-14)
 
 
@@ -266,7 +275,7 @@ def test_out_is_untouched_when_a_float16_cast_raises():
                 warnings.simplefilter("error")
                 with pytest.raises(RuntimeWarning, match="overflow"):
                     call(out)
-            np.testing.assert_array_equal(out.view(np.uint16), before.view(np.uint16))
+            assert_same_bits(out, before)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 call(out)
@@ -299,3 +308,146 @@ def test_reductions_beyond_the_dtype_are_inf_without_a_warning(dtype):
         for total, want in ((float(np.nextafter(edge, 0)), info.max), (edge, np.inf), (-edge, -np.inf)):
             assert _reduced(total, 1, "sum", np.dtype(dtype)) == want
         assert np.isnan(_reduced(np.nan, 1, "sum", np.dtype(dtype)))
+
+
+# -- odd layouts -----------------------------------------------------------------------------
+
+def odd_layouts(dtype=np.float64):
+    """(label, input, target, weight): the operands in layouts a kernel must not trip on."""
+    rng = np.random.default_rng(30)
+    a, b, w = (x.astype(dtype) for x in (rng.standard_normal((12, 10)) * 2, rng.standard_normal((12, 10)),
+                                         rng.random((12, 10))))
+    wide = np.zeros((5, 2**20 // np.dtype(dtype).itemsize), dtype)  # rows 1 MiB apart: a column
+    wide[:, 3] = rng.standard_normal(5) * 2                              # is a huge-stride view
+    yield "fortran", np.asfortranarray(a), np.asfortranarray(b), np.asfortranarray(w)
+    yield "fortran input, C target", np.asfortranarray(a), b, w.T.copy().T
+    yield "negative strides", a[::-1, ::-1], b[::-1], w[:, ::-1]
+    yield "non-contiguous slices", a[::2, 1::3], b[1::2, 2::3], w[::2, 2::3]
+    yield "transposed", a.T, b.T, w.T
+    yield "huge stride", wide[:, 3], b[0, :5], wide[::-1, 3]
+    yield "broadcast view", a, np.broadcast_to(b[0], a.shape), np.broadcast_to(w[:, :1], a.shape)
+    yield "0-d", a[0, 0, ...], b[0, 0, ...], w[0, 0, ...]
+    yield "empty", a[:0, :3], b[:0, :3], w[:0, :3]
+    yield "empty broadcast", a[:4, :0], b[:1, :0], w[:4, :0]
+
+
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("reduction", RED)
+@pytest.mark.parametrize("layout", [x[0] for x in odd_layouts()])
+def test_odd_layouts_match_the_reference(name, reduction, layout):
+    for dtype in (np.float32, np.float64):
+        _, a, b, w = next(x for x in odd_layouts(dtype) if x[0] == layout)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # broadcast shapes
+            check_all(name, a, b, 0.8, reduction)
+            check_all(name, a, b, 0.8, reduction, weight=w)
+
+
+# -- aliasing between arguments ----------------------------------------------------------------
+
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("reduction", RED)
+def test_one_array_as_several_arguments(name, reduction):
+    """input is target (loss 0), weight is input, grad_output is input: read, never written."""
+    rng = np.random.default_rng(31)
+    a, b = rng.random(40) * 3, rng.standard_normal(40)  # a positive: a weight without cancellation
+    keep = a.copy()
+    check_all(name, a, a, 0.8, reduction)
+    check_all(name, a, b, 0.8, reduction, weight=a)
+    check_all(name, b, a, 0.8, reduction, weight=a[::-1])
+    if reduction == "none":
+        gi, gt = FUNCS[name][3](a, a, b, 0.8, "none")
+        g = ref.LOSSES[name][1](a, b, 0.8) * a
+        np.testing.assert_allclose(gi, g, rtol=1e-15)
+        np.testing.assert_allclose(gt, -g, rtol=1e-15)
+    crit = nbloss.SmoothL1Loss(reduction=reduction) if name == "smooth_l1" else nbloss.HuberLoss(reduction)
+    assert crit(a, a) == 0 if reduction != "none" else not crit(a, a).any()
+    np.testing.assert_array_equal(a, keep)
+
+
+def out_overlaps(dtype=np.float64):
+    """(label, input, target, weight, out, name of the operand out overlaps)."""
+    buf = np.arange(60.0, dtype=dtype)
+    a, b, w = buf[:20], np.linspace(-1, 1, 20, dtype=dtype), np.ones(20, dtype)
+    yield "out is input", a, b, w, a, "input"
+    yield "out is target", a, b, w, b, "target"
+    yield "out is a view of weight", a, b, w, w[::-1], "weight"
+    yield "out overlaps input by half", a, b, w, buf[10:30], "input"
+    yield "out interleaves with input", buf[0:40:2], b, w, buf[1:41:2], "input"
+    yield "out is a reshaped input", a.reshape(4, 5), b.reshape(4, 5), w.reshape(4, 5), a.reshape(5, 4).T, "input"
+    base = np.zeros((5, 20), dtype)
+    yield "out is the base of a broadcast weight", a, b, np.broadcast_to(base[0], (20,)), base[0], "weight"
+
+
+@pytest.mark.parametrize("label", [x[0] for x in out_overlaps()])
+@pytest.mark.parametrize("dtype", [np.float64, np.float16])  # float16: the path that casts into out=
+def test_out_overlapping_an_operand_raises_and_changes_nothing(label, dtype):
+    _, a, b, w, out, name = next(x for x in out_overlaps(dtype) if x[0] == label)
+    arrays = (a, b, w, out)
+    before = [x.copy() for x in arrays]
+    for f, reduction in ((nbloss.smooth_l1_loss, "none"), (nbloss.huber_loss, "none"),
+                         (nbloss.smooth_l1_loss_grad, "mean"), (nbloss.huber_loss_grad, "sum"),
+                         (nbloss.smooth_l1_loss_value_and_grad, "sum"), (nbloss.huber_loss_value_and_grad, "none"),
+                         (nbloss.smooth_l1_loss_hess_diag, "mean"), (nbloss.huber_loss_hess_diag, "none")):
+        with pytest.raises(ValueError, match=f"out shares memory with {name}: nbloss never writes into its inputs"):
+            f(a, b, 0.5, reduction, weight=w, out=out)
+        for x, x0 in zip(arrays, before):
+            np.testing.assert_array_equal(x, x0)
+
+
+# -- read-only data and the caller's arrays --------------------------------------------------------
+
+def frozen(x):
+    x = np.array(x, copy=True)
+    x.flags.writeable = False
+    return x
+
+
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("reduction", RED)
+def test_read_only_operands(name, reduction):
+    rng = np.random.default_rng(32)
+    a, b, w = (frozen(x) for x in (rng.standard_normal((6, 7)) * 2, rng.standard_normal(7), rng.random((6, 7))))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        check_all(name, a, b, 0.8, reduction, weight=w)
+        go = frozen(np.ones((6, 7))) if reduction == "none" else 1.0
+        results = every_result(name, a, b, 0.8, reduction, grad_output=go)
+    for r in results:  # results are the caller's to change
+        assert np.ndim(r) == 0 or r.flags.writeable
+
+
+def callers_arguments():
+    """(label, input, target, weight, grad_output for 'none'): dtypes, layouts, broadcasting."""
+    rng = np.random.default_rng(33)
+    a, b, w = rng.standard_normal((5, 4)) * 2, rng.standard_normal((5, 4)), rng.random((5, 4))
+    yield "float64", a, b, w, rng.standard_normal((5, 4))
+    yield "float32 and float64", a.astype(np.float32), b, w.astype(np.float32), rng.standard_normal((5, 4))
+    yield "float16", a.astype(np.float16), b.astype(np.float16), w.astype(np.float16), np.ones((5, 4), np.float16)
+    yield "integer target, bool weight", a.astype(np.float32), np.round(b).astype(int), w > 0.5, np.ones((5, 4), int)
+    yield "big-endian", a.astype(">f8"), b.astype(">f4"), w.astype(">f8"), np.ones((5, 4), ">f8")
+    yield "broadcast", a[:, :1], b[0], w, rng.standard_normal((5, 4))
+    yield "strided", a[::-1, ::2], np.asfortranarray(b)[:, 1::2], w[:, ::2], rng.standard_normal((5, 2))[::-1]
+
+
+@pytest.mark.parametrize("label", [x[0] for x in callers_arguments()])
+@pytest.mark.parametrize("reduction", RED)
+def test_nothing_of_the_callers_is_modified_or_shared(label, reduction):
+    """Every public function and both criteria: each argument is bit-for-bit what it
+    was, and no result shares memory with an argument or with another result."""
+    _, a, b, w, go = next(x for x in callers_arguments() if x[0] == label)
+    go = go if reduction == "none" else np.float32(1.5)
+    arguments = (a, b, w, go)
+    before = [np.array(x, copy=True) for x in arguments]
+    results = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for name in FUNCS:
+            results += every_result(name, a, b, 0.8, reduction, weight=w, grad_output=go)
+            results += every_result(name, a, b, 0.8, reduction, grad_output=go)  # and the criteria
+    for x, x0 in zip(arguments, before):
+        assert_same_bits(x, x0)
+    arrays = [r for r in results if isinstance(r, np.ndarray)]
+    for i, r in enumerate(arrays):
+        assert not any(np.shares_memory(r, x) for x in arguments if isinstance(x, np.ndarray))
+        assert not any(np.shares_memory(r, s) for s in arrays[i + 1:])
