@@ -7,7 +7,9 @@ Formulas (x = input - target, z = |x|, N = the broadcast element count):
 - ``smooth_l1(x; beta) = 0.5 z^2 / beta if z < beta else z - 0.5 beta`` (exact L1 at beta = 0)
 - ``huber(x; delta)    = 0.5 z^2 if z < delta else delta (z - 0.5 delta)``
 - reductions: 'none' (elementwise), 'sum', 'mean' (sum / N; NaN when N = 0), each
-  element multiplied by ``weight`` first when one is given.
+  element multiplied by ``weight`` first when one is given;
+- dtypes: one computation dtype for all the arithmetic, from the float operands
+  (``_validate.result_dtypes``); integer and bool operands and ``grad_output`` take it.
 """
 
 import functools
@@ -489,9 +491,10 @@ def smooth_l1_loss_backward(grad_output, input, target, beta=1.0, reduction="mea
     """The backward of :func:`smooth_l1_loss`, torch's autograd contract.
 
     ``grad_output`` is the upstream gradient: a scalar for 'mean'/'sum', an array
-    broadcastable to the loss for 'none'. Returns ``(grad_input, grad_target)``, each in
-    its operand's shape (summed over broadcast axes); ``grad_target = -grad_input`` before
-    that sum.
+    broadcastable to the loss for 'none'; it is cast to the computation dtype and does
+    not decide it (as torch casts it to the loss's). Returns ``(grad_input,
+    grad_target)``, each in its operand's shape (summed over broadcast axes) and in the
+    result dtype, an integer operand's too; ``grad_target = -grad_input`` before that sum.
     """
     return _smooth_l1_call(input, target, beta, reduction, weight, size_average, reduce,
                            grad_output=grad_output, warn_shapes=False, stream=stream).backward()
@@ -509,7 +512,8 @@ def smooth_l1_loss_hess_diag(input, target, beta=1.0, reduction="mean", *, weigh
                              stream=None):
     """Diagonal of the Hessian of :func:`smooth_l1_loss` w.r.t. input (torch's double
     backward): ``(|x| < beta) / beta`` per element (0 on the boundary, 0 for beta = 0),
-    times ``weight``, times 1/N for 'mean'. The Hessian is diagonal, so
+    times ``weight``, times 1/N for 'mean'; the mask multiplies, so a NaN or infinite
+    weight gives NaN outside it, as in torch. The Hessian is diagonal, so
     ``hessp(v) = hess_diag * v``."""
     return _smooth_l1_call(input, target, beta, reduction, weight, stream=stream).hess_diag(out)
 
@@ -517,7 +521,8 @@ def smooth_l1_loss_hess_diag(input, target, beta=1.0, reduction="mean", *, weigh
 def huber_loss_hess_diag(input, target, delta=1.0, reduction="mean", *, weight=None, out=None,
                          stream=None):
     """Diagonal of the Hessian of :func:`huber_loss` w.r.t. input: ``(|x| < delta)`` per
-    element, times ``weight``, times 1/N for 'mean'."""
+    element, times ``weight`` (NaN or inf: as in :func:`smooth_l1_loss_hess_diag`), times
+    1/N for 'mean'."""
     return _huber_call(input, target, delta, reduction, weight, stream=stream).hess_diag(out)
 
 
@@ -550,7 +555,8 @@ class _Criterion:
 
     def backward(self, grad_output=1.0):
         """``(grad_input, grad_target)`` of the last forward call, times ``grad_output``
-        (a scalar for 'mean'/'sum', an array broadcastable to the loss for 'none')."""
+        (a scalar for 'mean'/'sum', an array broadcastable to the loss for 'none'; cast
+        to the computation dtype). New arrays on every call: the caller's to change."""
         if self._saved is None:
             raise RuntimeError(f"{type(self).__name__}.backward() called before a forward call")
         call, full = self._saved
