@@ -205,7 +205,7 @@ class DaskCall(CallBase):
         if v.is_dask_array(grad_output):
             _known_shape(grad_output, "grad_output")
         if np.ndim(grad_output) == 0 and not v.is_dask_array(grad_output):
-            self.go = v.upstream_gradient(grad_output, "sum", (), self.dtype)[()]
+            self.go = v.upstream_gradient(grad_output, "sum", (), self.dtype, self.out_dtype)[()]
         elif self.reduction != "none":
             raise ValueError(f"grad_output of a '{self.reduction}' loss must be a scalar, "
                              f"got shape {np.shape(grad_output)}")

@@ -179,7 +179,7 @@ class DeviceCall(CallBase):
             return
         if isinstance(grad_output, np.ndarray) and grad_output.ndim:
             _Operand(grad_output, "grad_output")  # raises: a host array
-        go = v.upstream_gradient(grad_output, "sum", (), self.dtype)
+        go = v.upstream_gradient(grad_output, "sum", (), self.dtype, self.out_dtype)
         self.g0 = go[()]
 
     def check_out(self, out, shape):

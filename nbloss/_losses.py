@@ -234,7 +234,8 @@ class _Call(CallBase):
         self.g0 = self.plan.one
         self.go = None
         if grad_output is not None:
-            go = v.upstream_gradient(grad_output, self.reduction, self.shape, self.dtype)
+            go = v.upstream_gradient(grad_output, self.reduction, self.shape, self.dtype,
+                                     self.out_dtype)
             if go.ndim:
                 self.go = v.flat(go, self.shape)
             else:
@@ -259,18 +260,25 @@ class _Call(CallBase):
             v.warn_shape_mismatch(self.input_shape, self.target_shape)
         # the kernels take input - target in the wider of the two arrays' dtypes: when
         # neither has the computation dtype (float32 operands with a float64 weight), both
-        # are converted. A Python number takes the computation dtype, as in NumPy
-        # (float32 - 0.3 is computed in float32).
+        # are converted. A Python number takes the dtype as in NumPy (float32 - 0.3 is
+        # computed in float32), an integer array as in torch.
         widen = x.array.dtype == self.dtype or y.array.dtype == self.dtype
-        self.a = v.flat(v.in_dtype(x.array, self.dtype, widen), self.shape)
-        self.b = v.flat(v.in_dtype(y.array, self.dtype, widen), self.shape)
+        self.a = self._kernel_operand(x, widen)
+        self.b = self._kernel_operand(y, widen)
         sources = [(x.array, "input"), (y.array, "target")]
         self.w = None
         if w is not None:
             v.check_broadcasts_to(w.array.shape, self.shape, "weight")
-            self.w = v.flat(v.in_dtype(w.array, self.dtype), self.shape)
+            self.w = self._kernel_operand(w)
             sources.append((w.array, "weight"))
         self.sources = tuple(sources)
+
+    def _kernel_operand(self, op, widen=True):
+        """Operand ``op`` as the kernels read it (see ``v.in_dtype``): flat, of the loss's
+        shape, in the computation dtype; an integer array or a Python number, which take
+        the dtype, rounded to the result dtype first."""
+        via = None if op.is_float_array else self.out_dtype
+        return v.flat(v.in_dtype(op.array, self.dtype, widen, via), self.shape)
 
     # -- results -------------------------------------------------------------------------
 
@@ -336,7 +344,8 @@ class _Call(CallBase):
     def backward_from(self, full, grad_output):
         """The criterion's backward: ``full`` is the gradient saved by the forward, times
         the upstream gradient, split between input and target."""
-        go = v.upstream_gradient(grad_output, self.reduction, self.shape, self.dtype)
+        go = v.upstream_gradient(grad_output, self.reduction, self.shape, self.dtype,
+                                 self.out_dtype)
         if go.ndim == 0 and go == 1:
             return self.split(full, keep=True)
         return self.split(full * go)

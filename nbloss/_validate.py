@@ -163,6 +163,10 @@ class Operand:
     def is_python_scalar(self):
         return not isinstance(self.for_dtype, np.dtype)
 
+    @property
+    def is_float_array(self):
+        return isinstance(self.for_dtype, np.dtype) and self.for_dtype.kind == "f"
+
     def __init__(self, value, name):
         if is_device_array(value):
             raise TypeError(f"{name} is a CUDA device array: mix of host and device arrays, "
@@ -262,16 +266,18 @@ def check_broadcasts_to(shape, loss_shape, name):
         raise ValueError(f"{name} of shape {shape} does not broadcast to the loss shape {tuple(loss_shape)}")
 
 
-def upstream_gradient(value, reduction, loss_shape, dtype):
+def upstream_gradient(value, reduction, loss_shape, dtype, result_dtype):
     """``grad_output`` checked against the loss it multiplies: a scalar (0-d) for
-    'mean'/'sum', an array broadcastable to the loss for 'none'; in ``dtype``."""
+    'mean'/'sum', an array broadcastable to the loss for 'none'; rounded to the result
+    dtype, as torch casts it to the loss's, and given in the computation ``dtype``."""
     go = Operand(value, "grad_output").array
     if reduction == "none":
         check_broadcasts_to(go.shape, loss_shape, "grad_output")
-        return go.astype(dtype, copy=False)
-    if go.size != 1:
+    elif go.size != 1:
         raise ValueError(f"grad_output of a '{reduction}' loss must be a scalar, got shape {go.shape}")
-    return go.astype(dtype, copy=False).reshape(())
+    else:
+        go = go.reshape(())
+    return in_dtype(go, dtype, via=result_dtype)
 
 
 def flat_array(array):
@@ -282,11 +288,16 @@ def flat_array(array):
     return np.ascontiguousarray(array).reshape(-1)
 
 
-def in_dtype(array, dtype, widen=True):
+def in_dtype(array, dtype, widen=True, via=None):
     """``array`` as the kernels read it: itself in ``dtype``, or float32 beside a
     float64 computation when ``widen`` (the kernels widen each element exactly); else
     a converted copy (integers, bool, float16, the other byte order, a Python number's
-    float64 in float32)."""
+    float64 in float32). ``via``: a dtype to round to first, the result dtype for what
+    takes the dtype without deciding it (torch converts an integer operand and the
+    upstream gradient to the loss's dtype, NumPy a weak scalar to the array's: float16
+    rounds 4097 to 4096 before the float32 arithmetic)."""
+    if via is not None and array.dtype != via:
+        array = array.astype(via)
     if array.dtype == dtype or (widen and array.dtype == FLOAT32 and dtype == FLOAT64):
         return array
     return array.astype(dtype)

@@ -253,6 +253,18 @@ def test_integer_and_bool_operands_match_the_float_formula():
             assert loss(a, b.astype(int).tolist(), 0.5, "sum").dtype == np.float64
 
 
+def test_python_number_beside_float16_is_rounded_to_float16_as_in_numpy():
+    """A weak Python number takes the array's dtype, as in NumPy (float16 - 4097 is
+    float16 - 4096), before the float32 arithmetic."""
+    a = np.array([0.0, 4096.0, 1.5, -3.0], np.float16)
+    for target in (0.1, 4097, -2.7):
+        want = ref.huber(a, np.float16(target), 1.0).astype(np.float16)
+        assert_same_bits(nbloss.huber_loss(a, target, 1.0, "none"), want)
+        assert_same_bits(nbloss.huber_loss_grad(a, target, 1.0, "none"),
+                         ref.huber_grad(a, np.float16(target), 1.0).astype(np.float16))
+    assert nbloss.huber_loss(a[1:2], 4097, 1.0, "sum") == 0
+
+
 # -- out= is untouched by a call that raises, warnings-as-errors included ----------------------
 
 def test_out_is_untouched_when_a_float16_cast_raises():

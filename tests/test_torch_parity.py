@@ -550,3 +550,21 @@ def test_elementwise_mean_is_mean_with_torch_warning(torch):
     grad = nbloss.smooth_l1_loss_grad
     with pytest.warns(UserWarning, match="elementwise_mean"):
         np.testing.assert_array_equal(grad(a, b, reduction="elementwise_mean"), grad(a, b))
+
+
+def test_operands_that_take_float16_are_rounded_to_it_first(torch):
+    """torch converts an integer operand, and the upstream gradient, to the loss's dtype
+    before its float32 arithmetic: float16 rounds 4097 to 4096 (and 1/3 to 0.33325)."""
+    a = np.array([4096, 2048, -3000, 0.5, 6e4], np.float16)
+    b = np.array([4097, 2049, -3001, 0, 60001])
+    go = np.array([1 / 3, 0.1, -7.3, 1e-5, 2.0])
+    for name in ("smooth_l1", "huber"):
+        got, want, _ = run_both(torch, name, a, b, "none", grad_output=go)
+        for g, w in zip(got, want):
+            assert g.dtype == w.dtype == np.float16
+            np.testing.assert_array_equal(g, w)
+        assert got[0][0] == 0  # 4097 is 4096 in float16
+    w = np.array([4097, 3, 1, 2049, 1])
+    got, want, _ = run_both(torch, "huber", a, a + np.float16(2), "none", weight=w, grad_output=go)
+    for g, t in zip(got, want):
+        np.testing.assert_array_equal(g, t)

@@ -35,7 +35,8 @@ RED = ["none", "mean", "sum"]
 
 
 def to_device(x):
-    return cuda.to_device(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
+    """A host array, or NumPy scalar (a host 0-d array to nbloss), on the device."""
+    return cuda.to_device(np.array(x, order="C")) if isinstance(x, (np.ndarray, np.generic)) else x
 
 
 def to_host(result):
