@@ -389,6 +389,11 @@ def out_overlaps(dtype=np.float64):
     yield "out is a reshaped input", a.reshape(4, 5), b.reshape(4, 5), w.reshape(4, 5), a.reshape(5, 4).T, "input"
     base = np.zeros((5, 20), dtype)
     yield "out is the base of a broadcast weight", a, b, np.broadcast_to(base[0], (20,)), base[0], "weight"
+    # operands nbloss converts before reading: out= still may not overlap the caller's data
+    swapped = a.astype(a.dtype.newbyteorder())
+    yield "out is a native view of a big-endian input", swapped, b, w, swapped.view(dtype), "input"
+    ints = np.arange(20, dtype=f"i{np.dtype(dtype).itemsize}")
+    yield "out is a float view of an integer target", a, ints, w, ints.view(dtype), "target"
 
 
 @pytest.mark.parametrize("label", [x[0] for x in out_overlaps()])
