@@ -205,15 +205,12 @@ def _from_sequence(value, name):
         raise ValueError(f"{name} is a ragged nested {type(value).__name__}: its rows differ in "
                          "length (or nest to different depths), so it is no array; pad it "
                          "or pass an array") from None
-    if array.dtype.kind in "iu" or (array.dtype.kind == "O" and all(
-            isinstance(x, numbers.Real) and not isinstance(x, bool) for x in array.flat)):
-        try:
-            array = array.astype(np.float64)
-        except OverflowError:
-            raise OverflowError(f"{name} holds a Python int beyond float64's range (about "
-                                "1.8e308, 2**1024); nbloss computes in float16, float32 or "
-                                "float64") from None
-    return array
+    if array.dtype.kind in "iu":
+        return array.astype(np.float64)
+    if array.dtype.kind == "O" and all(isinstance(x, numbers.Real) and not isinstance(x, bool)
+                                       for x in array.flat):
+        return np.array([python_float(x, name) for x in array.flat]).reshape(array.shape)
+    return array  # not numbers (None, say): refused by its dtype
 
 
 def result_dtypes(input, target, weight=None):
