@@ -17,13 +17,14 @@ exports ``__cuda_array_interface__``) on the CUDA kernels, results in the chunk'
   (``dask.compute(value, grad)``) reads every chunk once.
 """
 
+import math
 import sys
 
 import dask.array as da
 import numpy as np
 
 from . import _validate as v
-from ._losses import CallBase
+from ._losses import CallBase, _reduced
 
 
 def _no_out(out):
@@ -33,11 +34,11 @@ def _no_out(out):
 
 def _finish(total, n, reduction, out_dtype):
     """float64 total -> the reduction's result in ``out_dtype`` (NaN: the mean of nothing),
-    a 0-d array of the partial sums' type."""
+    a 0-d array of the partial sums' type, rounded as on the CPU."""
+    if isinstance(total, (np.generic, np.ndarray, float)):
+        return np.asarray(_reduced(float(total), n, reduction, out_dtype))
     if reduction == "mean":
         total = total / n if n else total * np.nan
-    if isinstance(total, (np.generic, np.ndarray, float)):
-        return np.asarray(total, dtype=out_dtype)
     return total.astype(out_dtype)  # a CuPy 0-d array stays on the device
 
 
@@ -97,6 +98,14 @@ def _chunk_fused(a, b, w=None, *, spec, scale, with_grad, ndim):
     return partial, None if grad is None else _as_chunk(grad, like)
 
 
+def _known_shape(x, name):
+    """Refuse a Dask array whose chunk sizes are unknown (NaN, as after ``x[x > 0]``):
+    broadcasting and the element count need them."""
+    if any(math.isnan(d) for d in x.shape):
+        raise ValueError(f"{name} is a Dask array of unknown chunk sizes (shape {x.shape}, as "
+                         f"after boolean indexing): call {name}.compute_chunk_sizes() first")
+
+
 def _chunk_library(x, name):
     """'numpy' or 'cuda': where the chunks of Dask array ``x`` live (refused otherwise)."""
     meta = x._meta
@@ -130,7 +139,7 @@ class DaskCall(CallBase):
         self.input_shape, self.target_shape = np.shape(input), np.shape(target)
         self.shape = v.broadcast_shape(self.input_shape, self.target_shape)
         if (warn_shapes and self.input_shape != self.target_shape
-                and not any(isinstance(x, (int, float)) for x in (input, target))):
+                and not any(v.is_python_number(x) for x in (input, target))):
             v.warn_shape_mismatch(self.input_shape, self.target_shape)
         if weight is not None:
             v.check_broadcasts_to(np.shape(weight), self.shape, "weight")
@@ -147,13 +156,14 @@ class DaskCall(CallBase):
         """What ``np.result_type`` should see for operand ``x`` (validated like on the CPU);
         the operands' chunks must all live where the leading operand's do."""
         if v.is_dask_array(x):
+            _known_shape(x, name)
             if (_chunk_library(x, name) == "cuda") != self.on_device:
                 where = ("CUDA arrays", "NumPy arrays")
                 raise TypeError(f"{name}'s chunks are {where[self.on_device]} but the loss's "
                                 f"are {where[not self.on_device]}: chunk every operand alike "
                                 "(x.map_blocks(cupy.asarray) or x.map_blocks(cupy.asnumpy))")
             x = np.empty(0, x.dtype)  # Operand checks the dtype
-        elif self.on_device and not isinstance(x, (int, float)):
+        elif self.on_device and not v.is_python_number(x):
             if not v.is_device_array(x):
                 raise TypeError(f"{name} is a host {type(x).__name__} but the loss's chunks are "
                                 "CUDA arrays: nbloss does not copy between host and device; "
@@ -164,11 +174,11 @@ class DaskCall(CallBase):
     def _aligned(self, x, name):
         """``x`` broadcast to the loss shape as a Dask array with the call's chunks (a
         Python number stays a number: the chunk calls broadcast it)."""
-        if isinstance(x, (int, float)) and not isinstance(x, bool):
+        if v.is_python_number(x):
             return x
         if not v.is_dask_array(x):
-            if not self.on_device:
-                return da.from_array(np.broadcast_to(np.asarray(x), self.shape),
+            if not self.on_device:  # as the CPU reads it (a list of ints is float64)
+                return da.from_array(np.broadcast_to(v.Operand(x, name).array, self.shape),
                                      chunks=self.chunks)
             # a CuPy array: one chunk on the device, broadcast and cut by Dask
             x = da.broadcast_to(da.from_array(x, chunks=x.shape, asarray=False), self.shape)
@@ -192,8 +202,10 @@ class DaskCall(CallBase):
     def _upstream(self, grad_output):
         """A number multiplies every element; a Dask or NumPy array ('none' only) is
         aligned like the operands."""
+        if v.is_dask_array(grad_output):
+            _known_shape(grad_output, "grad_output")
         if np.ndim(grad_output) == 0 and not v.is_dask_array(grad_output):
-            self.go = v.upstream_gradient(grad_output, "sum", (), self.dtype)[()]
+            self.go = v.upstream_gradient(grad_output, "sum", (), self.dtype, self.out_dtype)[()]
         elif self.reduction != "none":
             raise ValueError(f"grad_output of a '{self.reduction}' loss must be a scalar, "
                              f"got shape {np.shape(grad_output)}")

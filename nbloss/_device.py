@@ -73,20 +73,22 @@ def as_stream(stream):
 
 class _Operand:
     """An operand of a device call: a device array, or a Python number that broadcasts
-    (weak for the dtype, as on the CPU). Host arrays are refused: no hidden copies."""
+    (weak for the dtype, as on the CPU). Host arrays, NumPy scalars (host 0-d arrays)
+    included, are refused: no hidden copies."""
 
     __slots__ = ("array", "for_dtype", "shape")
 
     def __init__(self, value, name):
-        if isinstance(value, (bool, np.bool_)):
-            raise TypeError(f"{name} must be a floating-point array or number, got bool")
-        if isinstance(value, (int, float)):
+        if isinstance(value, bool):
+            raise TypeError(f"{name} is a Python bool: pass a number or a device array")
+        if v.is_python_number(value):
             self.array, self.for_dtype, self.shape = None, value, ()
             return
         if not v.is_device_array(value):
             raise TypeError(f"{name} is a host {type(value).__name__} but another operand is a "
                             "CUDA device array: nbloss does not copy between host and device; "
-                            "move it first (numba.cuda.to_device, cupy.asarray, tensor.cuda())")
+                            "move it first (numba.cuda.to_device, cupy.asarray, tensor.cuda()), "
+                            "or pass a scalar as a Python number")
         array = as_device_array(value, name)
         if array.dtype not in _DTYPES:
             raise TypeError(f"{name} is a {array.dtype} device array; on CUDA nbloss computes "
@@ -177,7 +179,7 @@ class DeviceCall(CallBase):
             return
         if isinstance(grad_output, np.ndarray) and grad_output.ndim:
             _Operand(grad_output, "grad_output")  # raises: a host array
-        go = v.upstream_gradient(grad_output, "sum", (), self.dtype)
+        go = v.upstream_gradient(grad_output, "sum", (), self.dtype, self.out_dtype)
         self.g0 = go[()]
 
     def check_out(self, out, shape):
@@ -199,6 +201,12 @@ class DeviceCall(CallBase):
         return out
 
     # -- results -------------------------------------------------------------------------
+
+    def copy(self, array):
+        """A new device array with ``array``'s values, copied on the call's stream."""
+        result = self._empty(array.shape, array.dtype)
+        result.copy_to_device(array, stream=self.stream)
+        return result
 
     def _reduced(self, grad_out, scale=None, divisor=None, dtype=None):
         """The 'mean'/'sum' as a 0-d device array, writing grad_out in the same pass.

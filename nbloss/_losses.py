@@ -7,11 +7,14 @@ Formulas (x = input - target, z = |x|, N = the broadcast element count):
 - ``smooth_l1(x; beta) = 0.5 z^2 / beta if z < beta else z - 0.5 beta`` (exact L1 at beta = 0)
 - ``huber(x; delta)    = 0.5 z^2 if z < delta else delta (z - 0.5 delta)``
 - reductions: 'none' (elementwise), 'sum', 'mean' (sum / N; NaN when N = 0), each
-  element multiplied by ``weight`` first when one is given.
+  element multiplied by ``weight`` first when one is given;
+- dtypes: one computation dtype for all the arithmetic, from the float operands
+  (``_validate.result_dtypes``); integer and bool operands and ``grad_output`` take it.
 """
 
 import functools
 import importlib
+import math
 import numbers
 from typing import NamedTuple
 
@@ -124,17 +127,29 @@ def _same_float_arrays(input, target):
             and target.dtype is input.dtype and input.shape == target.shape)
 
 
-_ONE = {dtype: dtype.type(1) for dtype in v.FLOAT_DTYPES}
+def _overflows_at(dtype):
+    """The least float64 that rounds to inf in ``dtype``: its largest finite value plus
+    half an ulp there (inf for float64)."""
+    info = np.finfo(dtype)
+    return math.inf if dtype == v.FLOAT64 else float(info.max) + 2.0 ** (info.maxexp - info.nmant - 2)
+
+
+_ROUNDING = {dtype: (dtype.type(1), _overflows_at(dtype)) for dtype in v.FLOAT_DTYPES}
 
 
 def _reduced(total, n, reduction, dtype):
     """A kernel's float64 sum (a Python float) as the result: divided by N for 'mean' (NaN
-    when N = 0), as a NumPy scalar of ``dtype``."""
+    when N = 0), rounded to a NumPy scalar of ``dtype``: beyond its range +-inf, without
+    NumPy's overflow warning, as torch and the CUDA kernels give it. (Raised as an error,
+    that warning would come after a fused kernel wrote ``out=``.)"""
     if reduction == "mean":
         total = total / n if n else np.nan
+    one, limit = _ROUNDING[dtype]
+    if not -limit < total < limit and total == total:
+        total = math.copysign(math.inf, total)
     # NumPy rounds a Python float to the scalar's dtype before multiplying (NEP 50), so
-    # this is ``dtype.type(total)``, warnings included, in a third of the time
-    return _ONE[dtype] * total
+    # this is ``dtype.type(total)`` in a third of the time
+    return one * total
 
 
 def _flat(buf):
@@ -161,11 +176,19 @@ class CallBase:
         value, full = self.value_and_grad_full(out)
         return value, self.finish(full, self.input_shape, out)
 
-    def split(self, full):
+    def split(self, full, keep=False):
         """(grad_input, grad_target) from the gradient w.r.t. input in the broadcast
-        shape: each summed to its operand's shape, the target's negated."""
-        return (self.finish(full, self.input_shape, None),
-                self.finish(full, self.target_shape, None, negate=True))
+        shape: each summed to its operand's shape, the target's negated. ``keep``: ``full``
+        stays ours (a criterion's saved gradient), so grad_input is a copy where no sum
+        or cast makes a new array: what the caller gets is the caller's to change."""
+        grad_input = self.finish(full, self.input_shape, None)
+        if keep and grad_input is full:
+            grad_input = self.copy(full)
+        return grad_input, self.finish(full, self.target_shape, None, negate=True)
+
+    def copy(self, array):
+        """A new array with ``array``'s values (the backend's own kind of array)."""
+        return array.copy()
 
     def backward(self):
         return self.split(self.grad_full())
@@ -178,7 +201,7 @@ class CallBase:
         other upstream gradient than the number 1 recomputes it from the inputs with that
         factor (``_upstream``)."""
         if isinstance(grad_output, (numbers.Real, np.generic)) and grad_output == 1:
-            return self.split(full)
+            return self.split(full, keep=True)
         self._upstream(grad_output)
         return self.backward()
 
@@ -211,9 +234,10 @@ class _Call(CallBase):
         self.g0 = self.plan.one
         self.go = None
         if grad_output is not None:
-            go = v.upstream_gradient(grad_output, self.reduction, self.shape, self.dtype)
+            go = v.upstream_gradient(grad_output, self.reduction, self.shape, self.dtype,
+                                     self.out_dtype)
             if go.ndim:
-                self.go = v.flat(go, self.shape, self.dtype)
+                self.go = v.flat(go, self.shape)
             else:
                 self.g0 = go[()]
 
@@ -222,8 +246,9 @@ class _Call(CallBase):
         return self.plan.scale
 
     def _normalise(self, input, target, weight, warn_shapes):
-        """Any operands: Python numbers and lists, broadcasting, float16, mixed dtypes,
-        non-contiguous layouts, a weight."""
+        """Any operands: Python numbers and lists, NumPy scalars, broadcasting, integer,
+        bool and float16 data, mixed dtypes, the other byte order, non-contiguous
+        layouts, a weight. All arithmetic happens in the computation dtype."""
         x, y = v.Operand(input, "input"), v.Operand(target, "target")
         w = None if weight is None else v.Operand(weight, "weight")
         self.dtype, self.out_dtype = v.result_dtypes(x, y, w)
@@ -233,19 +258,27 @@ class _Call(CallBase):
         if (warn_shapes and self.input_shape != self.target_shape
                 and not (x.is_python_scalar or y.is_python_scalar)):
             v.warn_shape_mismatch(self.input_shape, self.target_shape)
-        # a Python number takes the computation dtype, as in NumPy (float32 - 0.3 is
-        # computed in float32)
-        self.a = v.flat(x.array.astype(self.dtype) if x.is_python_scalar else x.array,
-                        self.shape, self.dtype)
-        self.b = v.flat(y.array.astype(self.dtype) if y.is_python_scalar else y.array,
-                        self.shape, self.dtype)
+        # the kernels take input - target in the wider of the two arrays' dtypes: when
+        # neither has the computation dtype (float32 operands with a float64 weight), both
+        # are converted. A Python number takes the dtype as in NumPy (float32 - 0.3 is
+        # computed in float32), an integer array as in torch.
+        widen = x.array.dtype == self.dtype or y.array.dtype == self.dtype
+        self.a = self._kernel_operand(x, widen)
+        self.b = self._kernel_operand(y, widen)
         sources = [(x.array, "input"), (y.array, "target")]
         self.w = None
         if w is not None:
             v.check_broadcasts_to(w.array.shape, self.shape, "weight")
-            self.w = v.flat(w.array, self.shape, self.dtype)
+            self.w = self._kernel_operand(w)
             sources.append((w.array, "weight"))
         self.sources = tuple(sources)
+
+    def _kernel_operand(self, op, widen=True):
+        """Operand ``op`` as the kernels read it (see ``v.in_dtype``): flat, of the loss's
+        shape, in the computation dtype; an integer array or a Python number, which take
+        the dtype, rounded to the result dtype first."""
+        via = None if op.is_float_array else self.out_dtype
+        return v.flat(v.in_dtype(op.array, self.dtype, widen, via), self.shape)
 
     # -- results -------------------------------------------------------------------------
 
@@ -268,10 +301,13 @@ class _Call(CallBase):
         result = full if full.shape == shape else v.sum_to_shape(full, shape)
         if negate:
             result = np.negative(result)
-        if out is None:
-            return result if result.dtype == self.out_dtype else result.astype(self.out_dtype)
-        if result is not out:
-            np.copyto(out, result, casting="same_kind")
+        if result.dtype != self.out_dtype:
+            # float32 -> float16 into a new array: NumPy's overflow warning, raised as an
+            # error, then leaves out= as it was
+            result = result.astype(self.out_dtype)
+        if out is None or result is out:
+            return result
+        np.copyto(out, result)
         return out
 
     # -- operations ----------------------------------------------------------------------
@@ -308,10 +344,11 @@ class _Call(CallBase):
     def backward_from(self, full, grad_output):
         """The criterion's backward: ``full`` is the gradient saved by the forward, times
         the upstream gradient, split between input and target."""
-        go = v.upstream_gradient(grad_output, self.reduction, self.shape, self.dtype)
-        if not (go.ndim == 0 and go == 1):
-            full = full * go
-        return self.split(full)
+        go = v.upstream_gradient(grad_output, self.reduction, self.shape, self.dtype,
+                                 self.out_dtype)
+        if go.ndim == 0 and go == 1:
+            return self.split(full, keep=True)
+        return self.split(full * go)
 
     def hess_full(self, out=None, scale=None):
         plan = self.plan
@@ -463,9 +500,10 @@ def smooth_l1_loss_backward(grad_output, input, target, beta=1.0, reduction="mea
     """The backward of :func:`smooth_l1_loss`, torch's autograd contract.
 
     ``grad_output`` is the upstream gradient: a scalar for 'mean'/'sum', an array
-    broadcastable to the loss for 'none'. Returns ``(grad_input, grad_target)``, each in
-    its operand's shape (summed over broadcast axes); ``grad_target = -grad_input`` before
-    that sum.
+    broadcastable to the loss for 'none'; it is cast to the computation dtype and does
+    not decide it (as torch casts it to the loss's). Returns ``(grad_input,
+    grad_target)``, each in its operand's shape (summed over broadcast axes) and in the
+    result dtype, an integer operand's too; ``grad_target = -grad_input`` before that sum.
     """
     return _smooth_l1_call(input, target, beta, reduction, weight, size_average, reduce,
                            grad_output=grad_output, warn_shapes=False, stream=stream).backward()
@@ -483,7 +521,8 @@ def smooth_l1_loss_hess_diag(input, target, beta=1.0, reduction="mean", *, weigh
                              stream=None):
     """Diagonal of the Hessian of :func:`smooth_l1_loss` w.r.t. input (torch's double
     backward): ``(|x| < beta) / beta`` per element (0 on the boundary, 0 for beta = 0),
-    times ``weight``, times 1/N for 'mean'. The Hessian is diagonal, so
+    times ``weight``, times 1/N for 'mean'; the mask multiplies, so a NaN or infinite
+    weight gives NaN outside it, as in torch. The Hessian is diagonal, so
     ``hessp(v) = hess_diag * v``."""
     return _smooth_l1_call(input, target, beta, reduction, weight, stream=stream).hess_diag(out)
 
@@ -491,7 +530,8 @@ def smooth_l1_loss_hess_diag(input, target, beta=1.0, reduction="mean", *, weigh
 def huber_loss_hess_diag(input, target, delta=1.0, reduction="mean", *, weight=None, out=None,
                          stream=None):
     """Diagonal of the Hessian of :func:`huber_loss` w.r.t. input: ``(|x| < delta)`` per
-    element, times ``weight``, times 1/N for 'mean'."""
+    element, times ``weight`` (NaN or inf: as in :func:`smooth_l1_loss_hess_diag`), times
+    1/N for 'mean'."""
     return _huber_call(input, target, delta, reduction, weight, stream=stream).hess_diag(out)
 
 
@@ -524,7 +564,8 @@ class _Criterion:
 
     def backward(self, grad_output=1.0):
         """``(grad_input, grad_target)`` of the last forward call, times ``grad_output``
-        (a scalar for 'mean'/'sum', an array broadcastable to the loss for 'none')."""
+        (a scalar for 'mean'/'sum', an array broadcastable to the loss for 'none'; cast
+        to the computation dtype). New arrays on every call: the caller's to change."""
         if self._saved is None:
             raise RuntimeError(f"{type(self).__name__}.backward() called before a forward call")
         call, full = self._saved

@@ -70,15 +70,20 @@ def dloss(kind, x, p, scale, t):
 
 
 def d2loss(kind, x, p, scale, t):
-    """``scale * d^2 loss / dx^2 * t`` with torch's double-backward semantics: the mask
-    ``|x| < p`` (0 on the boundary and where ``x`` is NaN) over beta for smooth_l1, the
-    mask alone for huber, 0 for L1."""
+    """``scale * d^2 loss / dx^2 * t`` with torch's double-backward semantics: ``scale *
+    t`` times the mask ``|x| < p`` (0 on the boundary and where ``x`` is NaN), over beta
+    for smooth_l1; 0 for L1, whatever ``t`` (torch's double backward of L1 is zero).
+    The mask multiplies, as in torch: outside it a NaN or infinite ``t`` (the weight)
+    gives NaN, a finite one a 0 of its sign."""
     zero = scale - scale  # a typed 0: a bare literal would promote float32 to float64
-    if not abs(x) < p or kind == L1:
+    if kind == L1:
         return zero
+    h = scale * t
+    if not abs(x) < p:
+        h = h * zero
     if kind == SMOOTH_L1:
-        return scale * t / p
-    return scale * t
+        return h / p
+    return h
 
 
 # -- one element of each elementwise kernel ------------------------------------------------

@@ -16,6 +16,7 @@ from . import _math
 
 REDUCTIONS = ("none", "mean", "sum")
 FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+FLOAT16, FLOAT32, FLOAT64 = FLOAT_DTYPES
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -31,10 +32,16 @@ def warn(message, category=UserWarning):
 
 
 def check_reduction(reduction):
-    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
-        raise ValueError(f"{reduction} is not a valid value for reduction "
-                         "(expected 'none', 'mean' or 'sum')")
-    return reduction
+    """'none', 'mean' or 'sum'; torch's deprecated 'elementwise_mean' is 'mean', with
+    torch's warning."""
+    if isinstance(reduction, str):
+        if reduction in REDUCTIONS:
+            return reduction
+        if reduction == "elementwise_mean":
+            warn("reduction='elementwise_mean' is deprecated. Please use reduction='mean' instead.")
+            return "mean"
+    raise ValueError(f"{reduction} is not a valid value for reduction "
+                     "(expected 'none', 'mean' or 'sum')")
 
 
 def legacy_reduction(size_average, reduce, reduction):
@@ -55,6 +62,17 @@ def legacy_reduction(size_average, reduce, reduction):
     return reduction
 
 
+def python_float(value, what):
+    """``float(value)``, with an error naming ``what`` for a number beyond float64's
+    range (a Python int of 1025 bits or more)."""
+    try:
+        return float(value)
+    except OverflowError:
+        size = f"a {value.bit_length()}-bit int" if isinstance(value, int) else type(value).__name__
+        raise OverflowError(f"{what} ({size}) is beyond float64's range (about 1.8e308, "
+                            "2**1024); nbloss computes in float16, float32 or float64") from None
+
+
 def _real_scalar(value, name, fn):
     if type(value) is float and value == value:  # the common case, cheaply
         return value
@@ -62,7 +80,7 @@ def _real_scalar(value, name, fn):
         value = value[()]
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{fn}: {name} must be a real number, got {value!r}")
-    value = float(value)
+    value = python_float(value, f"{fn}: {name}")
     if math.isnan(value):
         raise ValueError(f"{fn}: {name} must not be NaN, got {name}=nan")
     return value
@@ -105,48 +123,115 @@ def is_dask_array(obj):
     return dask_array is not None and isinstance(obj, dask_array.Array)
 
 
+def refuse_masked(value, name):
+    """A masked array's mask would be ignored (NumPy functions read ``.data``): refuse
+    it, saying how to get what was meant."""
+    if not isinstance(value, np.ma.MaskedArray):
+        return
+    if name in ("input", "target"):
+        advice = (f"pass {name}.data with weight=~{name}.mask (masked elements then add 0; "
+                  f"'mean' still divides by the element count: use 'sum' / {name}.count()), "
+                  f"or {name}.compressed() with the other operand's matching elements")
+    else:
+        what = "weight" if name == "weight" else "gradient"
+        advice = f"pass {name}.filled(0) to give the masked elements no {what}"
+    raise TypeError(f"{name} is a numpy.ma.MaskedArray; nbloss would ignore its mask, so it "
+                    f"refuses it: {advice}")
+
+
+def is_python_number(value):
+    """A Python int or float: NumPy's weak scalar. Not a bool, not a NumPy scalar
+    (``np.float64`` subclasses ``float``), which is a typed 0-d array."""
+    return isinstance(value, (int, float)) and not isinstance(value, (bool, np.generic))
+
+
+def _is_integer(operand):
+    """An integer or bool array operand (a Python number is weak, never one)."""
+    return isinstance(operand.for_dtype, np.dtype) and operand.for_dtype.kind in "biu"
+
+
 class Operand:
-    """One array argument: the array, and what ``np.result_type`` should see (a Python
-    scalar stays a weak scalar, as in NumPy: float32 array - 1.0 is float32)."""
+    """One array argument: the caller's values as an ndarray (``array``: a view of an
+    ndarray or of any subclass but a masked array, not converted; a new array for a
+    Python number or a list), and ``for_dtype``, what decides the computation dtype (see
+    :func:`result_dtypes`): a Python number itself (weak, as in NumPy: float32 array -
+    1.0 is float32), else the array's dtype (NumPy scalars are typed 0-d arrays)."""
 
     __slots__ = ("array", "for_dtype")
 
     @property
     def is_python_scalar(self):
-        return self.for_dtype is not self.array
+        return not isinstance(self.for_dtype, np.dtype)
+
+    @property
+    def is_float_array(self):
+        return isinstance(self.for_dtype, np.dtype) and self.for_dtype.kind == "f"
 
     def __init__(self, value, name):
         if is_device_array(value):
             raise TypeError(f"{name} is a CUDA device array: mix of host and device arrays, "
                             "or the CUDA backend is not available")
-        if isinstance(value, (bool, np.bool_)):
-            raise TypeError(f"{name} must be a floating-point array or number, got bool")
-        if isinstance(value, (int, float)):
-            self.array, self.for_dtype = np.asarray(value, dtype=np.float64), value
+        if isinstance(value, bool):
+            raise TypeError(f"{name} is a Python bool: pass a number, or an array "
+                            f"(np.asarray({value}) for a bool operand)")
+        if is_python_number(value):
+            self.array, self.for_dtype = np.asarray(python_float(value, name)), value
             return
         if isinstance(value, (list, tuple)):
-            array = np.asarray(value)
-            if array.dtype.kind in "iu":  # Python numbers: NumPy's float default
-                array = array.astype(np.float64)
+            array = _from_sequence(value, name)
         elif isinstance(value, (np.ndarray, np.generic)):
-            array = np.asarray(value)
+            refuse_masked(value, name)
+            array = np.asarray(value)  # a subclass (np.memmap, np.matrix) read as an ndarray
         else:
             try:
                 array = np.asarray(value)
             except Exception as exc:  # pragma: no cover - depends on the foreign object
                 raise TypeError(f"{name} must be an array-like of floats, got {type(value).__name__}") from exc
-        if array.dtype not in FLOAT_DTYPES:
-            raise TypeError(f"{name} must be a float16, float32 or float64 array, got dtype {array.dtype}")
-        self.array, self.for_dtype = array, array
+        dtype = array.dtype
+        if not (dtype.kind in "biu" or (dtype.kind == "f" and dtype.itemsize in (2, 4, 8))):
+            raise TypeError(f"{name} must be a float16, float32 or float64 array (or an integer "
+                            f"or bool one beside a float operand), got dtype {dtype}")
+        self.array, self.for_dtype = array, dtype
 
 
-def result_dtypes(*operands):
-    """(computation dtype, result dtype): float16 is computed in float32 and returned
-    as float16, like torch's CPU kernels."""
-    dtype = np.result_type(*(op.for_dtype for op in operands if op is not None))
-    if dtype not in FLOAT_DTYPES:  # only Python ints: compute in float64
-        dtype = np.dtype(np.float64)
-    compute = np.dtype(np.float32) if dtype == np.float16 else dtype
+def _from_sequence(value, name):
+    """A list or tuple as an array; Python ints (of any size: NumPy makes an object array
+    beyond 64 bits) become float64, NumPy's float default."""
+    try:
+        array = np.asarray(value)
+    except ValueError as exc:
+        if "inhomogeneous" not in str(exc):
+            raise
+        raise ValueError(f"{name} is a ragged nested {type(value).__name__}: its rows differ in "
+                         "length (or nest to different depths), so it is no array; pad it "
+                         "or pass an array") from None
+    if array.dtype.kind in "iu":
+        return array.astype(np.float64)
+    if array.dtype.kind == "O" and all(isinstance(x, numbers.Real) and not isinstance(x, bool)
+                                       for x in array.flat):
+        return np.array([python_float(x, name) for x in array.flat]).reshape(array.shape)
+    return array  # not numbers (None, say): refused by its dtype
+
+
+def result_dtypes(input, target, weight=None):
+    """(computation dtype, result dtype) of a call's operands (``Operand``s or the CUDA
+    layer's).
+
+    The float operands decide, by NumPy's ``result_type``: arrays by their dtype (NumPy
+    scalars are typed 0-d arrays), Python numbers weak (Python ints alone: float64). An
+    integer or bool array takes that dtype without deciding it, torch's category rule
+    (int64 beside float32 is float32), and so does ``grad_output``. float16 is computed
+    in float32 and returned as float16, like torch's CPU kernels."""
+    if _is_integer(input) and _is_integer(target):
+        raise TypeError(f"input ({input.for_dtype}) and target ({target.for_dtype}) are both "
+                        "integer or bool arrays; the loss needs a floating-point input or "
+                        "target (torch raises NotImplementedError, 'not implemented for "
+                        "Long'): convert one, e.g. input.astype(np.float32)")
+    dtype = np.result_type(*(op.for_dtype for op in (input, target, weight)
+                             if op is not None and not _is_integer(op)))
+    if dtype.kind != "f":  # only Python ints: compute in float64
+        dtype = FLOAT64
+    compute = FLOAT32 if dtype == FLOAT16 else dtype
     return compute, dtype
 
 
@@ -178,16 +263,18 @@ def check_broadcasts_to(shape, loss_shape, name):
         raise ValueError(f"{name} of shape {shape} does not broadcast to the loss shape {tuple(loss_shape)}")
 
 
-def upstream_gradient(value, reduction, loss_shape, dtype):
+def upstream_gradient(value, reduction, loss_shape, dtype, result_dtype):
     """``grad_output`` checked against the loss it multiplies: a scalar (0-d) for
-    'mean'/'sum', an array broadcastable to the loss for 'none'; in ``dtype``."""
+    'mean'/'sum', an array broadcastable to the loss for 'none'; rounded to the result
+    dtype, as torch casts it to the loss's, and given in the computation ``dtype``."""
     go = Operand(value, "grad_output").array
     if reduction == "none":
         check_broadcasts_to(go.shape, loss_shape, "grad_output")
-        return go.astype(dtype, copy=False)
-    if go.size != 1:
+    elif go.size != 1:
         raise ValueError(f"grad_output of a '{reduction}' loss must be a scalar, got shape {go.shape}")
-    return go.astype(dtype, copy=False).reshape(())
+    else:
+        go = go.reshape(())
+    return in_dtype(go, dtype, via=result_dtype)
 
 
 def flat_array(array):
@@ -198,24 +285,40 @@ def flat_array(array):
     return np.ascontiguousarray(array).reshape(-1)
 
 
-def flat(array, shape, compute_dtype):
+def in_dtype(array, dtype, widen=True, via=None):
+    """``array`` as the kernels read it: itself in ``dtype``, or float32 beside a
+    float64 computation when ``widen`` (the kernels widen each element exactly); else
+    a converted copy (integers, bool, float16, the other byte order, a Python number's
+    float64 in float32). ``via``: a dtype to round to first, the result dtype for what
+    takes the dtype without deciding it (torch converts an integer operand and the
+    upstream gradient to the loss's dtype, NumPy a weak scalar to the array's: float16
+    rounds 4097 to 4096 before the float32 arithmetic)."""
+    if via is not None and array.dtype != via:
+        array = array.astype(via)
+    if array.dtype == dtype or (widen and array.dtype == FLOAT32 and dtype == FLOAT64):
+        return array
+    return array.astype(dtype)
+
+
+def flat(array, shape):
     """A 1-D C-contiguous view of ``array`` broadcast to ``shape``; copies only when it
-    must (broadcasting, a non-contiguous layout, float16 -> float32)."""
-    if array.dtype == np.float16:
-        array = array.astype(compute_dtype)
+    must (broadcasting, a non-contiguous layout)."""
     if array.shape != tuple(shape):
         array = np.broadcast_to(array, shape)
     return flat_array(array)
 
 
 def check_out(out, shape, dtype, operands):
-    """``out=`` must be a writeable ndarray of the result's shape and dtype that shares
-    no memory with the inputs."""
+    """``out=`` must be a writeable ndarray (not a masked one) of the result's shape and
+    dtype, in either byte order, that shares no memory with the inputs."""
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
+    if isinstance(out, np.ma.MaskedArray):
+        raise TypeError("out is a numpy.ma.MaskedArray; nbloss would write its data and "
+                        "ignore its mask: pass out.data")
     if out.shape != tuple(shape):
         raise ValueError(f"out has shape {out.shape}, expected {tuple(shape)}")
-    if out.dtype != dtype:
+    if out.dtype != dtype and out.dtype.newbyteorder("=") != dtype:  # either byte order
         raise TypeError(f"out has dtype {out.dtype}, expected {dtype}")
     if not out.flags.writeable:
         raise ValueError("out is read-only")

@@ -105,7 +105,9 @@ def test_mismatched_chunks_are_rechunked_with_a_warning():
 def test_errors_are_raised_early_or_at_compute():
     a = da.from_array(np.ones(10, np.float32), chunks=5)
     with pytest.raises(TypeError, match="input must be a float16, float32 or float64 array"):
-        nbloss.huber_loss(a.astype(np.int64), 0.0)
+        nbloss.huber_loss(a.astype(np.complex64), 0.0)
+    with pytest.raises(TypeError, match=r"input \(int64\) and target \(int64\) are both integer"):
+        nbloss.huber_loss(a.astype(np.int64), np.arange(10))
     with pytest.raises(ValueError, match="do not broadcast"):
         nbloss.huber_loss(a, np.zeros(3))
     with pytest.raises(ValueError, match="delta"):
@@ -116,9 +118,9 @@ def test_errors_are_raised_early_or_at_compute():
     with pytest.raises(ValueError, match="out= is not supported for Dask arrays"):
         nbloss.huber_loss(a, a, reduction="none", out=np.empty(10, np.float32))
     # a chunk that is not what its array claims: the kernel's check fails inside the task
-    lying = a.map_blocks(lambda x: x.astype(np.int64), dtype=np.float32)
+    lying = a.map_blocks(lambda x: x.astype(np.complex64), dtype=np.float32)
     loss = nbloss.huber_loss(lying, 0.0, reduction="sum")
-    with pytest.raises(TypeError, match="got dtype int64"):
+    with pytest.raises(TypeError, match="got dtype complex64"):
         loss.compute()
 
 
@@ -152,9 +154,54 @@ def test_cluster_example_matches_the_in_memory_fit():
     try:
         assert all(addr.startswith("tcp://127.0.0.1:") for addr in client.scheduler_info()["workers"])
         a = da.from_array(np.ones(10, np.float32), chunks=5)
-        lying = a.map_blocks(lambda x: x.astype(np.int64), dtype=np.float32)
-        with pytest.raises(TypeError, match="got dtype int64"):
+        lying = a.map_blocks(lambda x: x.astype(np.complex64), dtype=np.float32)
+        with pytest.raises(TypeError, match="got dtype complex64"):
             client.compute(nbloss.huber_loss(lying, 0.0, reduction="sum")).result()
     finally:
         client.close()
         cluster.close()
+
+
+@pytest.mark.parametrize("reduction", RED)
+def test_criterion_backward_returns_arrays_the_caller_owns(reduction):
+    a, b = random_pair(1000, np.float64, seed=7)
+    A, B = da.from_array(a, chunks=300), da.from_array(b, chunks=300)
+    crit, eager = nbloss.SmoothL1Loss(reduction=reduction), nbloss.SmoothL1Loss(reduction=reduction)
+    crit(A, B)
+    eager(a, b)
+    gi, gt = crit.backward()
+    gi[:] = 0.0  # Dask's __setitem__ changes this array object's graph
+    gt[:] = 0.0
+    for lazy, want in zip(crit.backward(), eager.backward()):
+        np.testing.assert_array_equal(lazy.compute(), want)
+
+
+def test_dtype_rule_matches_in_memory():
+    """Integer chunks, a list of Python ints (float64) and a NumPy scalar (a typed 0-d
+    array, with torch's shape warning) give what the in-memory call gives."""
+    a, b = random_pair(1000, np.float32, seed=8)
+    ints = np.arange(1000) % 5 - 2
+    A = da.from_array(a, chunks=300)
+    cases = [(A, da.from_array(ints, chunks=300), a, ints), (A, ints.tolist(), a, ints.tolist()),
+             (da.from_array(ints, chunks=300), b, ints, b)]
+    for lazy_a, lazy_b, eager_a, eager_b in cases:
+        for reduction in RED:
+            assert_same(nbloss.huber_loss(lazy_a, lazy_b, 0.5, reduction),
+                        nbloss.huber_loss(eager_a, eager_b, 0.5, reduction), reduction)
+            for lazy, eager in zip(nbloss.smooth_l1_loss_backward(1.0, lazy_a, lazy_b, 0.5, "sum"),
+                                   nbloss.smooth_l1_loss_backward(1.0, eager_a, eager_b, 0.5, "sum")):
+                assert_same(lazy, eager, "none")
+    with pytest.warns(UserWarning, match="Using a target size"):
+        loss = nbloss.smooth_l1_loss(A, np.float64(0.5), reduction="none")
+        want = nbloss.smooth_l1_loss(a, np.float64(0.5), reduction="none")
+    assert_same(loss, want, "none")
+    assert loss.dtype == np.float64
+
+
+def test_reduction_beyond_float32_is_inf_without_a_warning():
+    """Rounded as on the CPU (and CUDA): inf, no NumPy overflow warning."""
+    a = np.full(3, 3e38, np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lazy = nbloss.huber_loss(da.from_array(a, chunks=2), 0.0, reduction="sum").compute()
+    assert lazy == nbloss.huber_loss(a, 0.0, reduction="sum") == np.inf and lazy.dtype == np.float32

@@ -65,20 +65,32 @@ def test_bad_reduction(arrays, reduction):
     untouched(arrays)
 
 
-@pytest.mark.parametrize("bad,what", [(np.arange(50), "int64"), (np.ones(50, bool), "bool"),
-                                      (np.ones(50, np.complex128), "complex128"),
+@pytest.mark.parametrize("bad,what", [(np.ones(50, np.complex128), "complex128"),
                                       (np.array([1.0, None] * 25, dtype=object), "object"),
-                                      (np.ones(50, np.int32), "int32")])
+                                      (np.array(["1.0"] * 50), "<U3")]
+                         + ([(np.ones(50, np.longdouble), str(np.dtype(np.longdouble)))]
+                            if np.dtype(np.longdouble).itemsize > 8 else []))
 def test_bad_dtype(arrays, bad, what):
+    # integer and bool arrays beside a float operand are accepted (torch's rule):
+    # test_torch_parity.test_integer_target_takes_the_float_input_dtype
     for f in ALL:
-        with pytest.raises(TypeError, match=f"input must be a float16, float32 or float64 array, got dtype {what}"):
+        with pytest.raises(TypeError, match=f"input must be a float16, float32 or float64 array "
+                                            rf"\(or an integer or bool one beside a float operand\), got dtype {what}"):
             f(bad, arrays[1])
         with pytest.raises(TypeError, match=f"target must be .*got dtype {what}"):
             f(arrays[0], bad)
         with pytest.raises(TypeError, match=f"weight must be .*got dtype {what}"):
             f(arrays[0], arrays[1], weight=bad)
-    with pytest.raises(TypeError, match="input must be a floating-point array or number, got bool"):
+    untouched(arrays)
+
+
+def test_python_bool_and_two_integer_arrays(arrays):
+    with pytest.raises(TypeError, match=r"input is a Python bool: pass a number, or an array \(np.asarray\(True\)"):
         nbloss.smooth_l1_loss(True, 1.0)
+    for f in ALL:
+        with pytest.raises(TypeError, match=r"input \(int64\) and target \(bool\) are both integer or bool "
+                                            r"arrays; the loss needs a floating-point input or target"):
+            f(np.arange(50), np.ones(50, bool), weight=arrays[0])
     untouched(arrays)
 
 
@@ -132,7 +144,7 @@ def test_bad_grad_output(arrays):
     with pytest.raises(ValueError, match=r"grad_output of shape \(3,\) does not broadcast"):
         nbloss.huber_loss_backward(np.ones(3), a, b, reduction="none")
     with pytest.raises(TypeError, match="grad_output must be a float16, float32 or float64 array"):
-        nbloss.huber_loss_backward(np.ones(50, int), a, b, reduction="none")
+        nbloss.huber_loss_backward(np.ones(50, complex), a, b, reduction="none")
     crit = nbloss.HuberLoss()
     with pytest.raises(RuntimeError, match=r"backward\(\) called before a forward call"):
         crit.backward()
@@ -201,3 +213,59 @@ def test_inputs_are_never_modified_on_success():
     gi[:] = 99  # the caller owns the gradients it gets
     for x, x0 in zip((a, b, w, a32), keep):
         np.testing.assert_array_equal(x, x0)
+
+
+HUGE = 2**1024  # one past float64's range
+
+
+def test_python_int_beyond_float64_is_named(arrays):
+    a, b = arrays[:2]
+    for f in ALL:
+        for kw, name in (({"input": HUGE}, "input"), ({"target": HUGE}, "target"),
+                         ({"weight": HUGE}, "weight"), ({"target": [1.0, HUGE] * 25}, "target")):
+            args = {"input": a, "target": b, **kw}
+            weight = args.pop("weight", None)
+            with pytest.raises(OverflowError, match=f"{name} .*beyond float64's range"):
+                f(args["input"], args["target"], weight=weight)
+    with pytest.raises(OverflowError, match=r"smooth_l1_loss: beta \(a 1025-bit int\) is beyond float64's range"):
+        nbloss.smooth_l1_loss(a, b, beta=HUGE)
+    with pytest.raises(OverflowError, match=r"huber_loss: delta \(a 1025-bit int\) is beyond float64's range"):
+        nbloss.huber_loss(a, b, delta=HUGE)
+    with pytest.raises(OverflowError, match=r"grad_output \(a 1025-bit int\) is beyond float64's range"):
+        nbloss.huber_loss_backward(HUGE, a, b)
+    # within float64 (a list of ints past 64 bits is an object array to NumPy): float64
+    assert nbloss.smooth_l1_loss([2**64], [0], reduction="sum") == 2.0**64 - 0.5
+    untouched(arrays)
+
+
+def test_ragged_list_is_named(arrays):
+    for f in ALL:
+        with pytest.raises(ValueError, match=r"target is a ragged nested list: its rows differ in length"):
+            f(np.zeros((2, 2)), [[1.0, 2.0], [3.0]])
+        with pytest.raises(ValueError, match=r"input is a ragged nested tuple"):
+            f(([1.0], [2.0, 3.0]), 0.0)
+    # a list with None is not a list of numbers: refused, not read as NaN
+    with pytest.raises(TypeError, match="got dtype object"):
+        nbloss.huber_loss(arrays[0][:2], [1.0, None])
+    untouched(arrays)
+
+
+def test_dask_array_of_unknown_chunk_sizes(arrays):
+    da = pytest.importorskip("dask.array")
+    a, b = arrays[:2]
+    x = da.from_array(a, chunks=10)
+    unknown = x[x > 0]
+    assert np.isnan(unknown.shape[0])
+    for f in ALL:
+        with pytest.raises(ValueError, match=r"input is a Dask array of unknown chunk sizes \(shape \(nan,\), "
+                                             r"as after boolean indexing\): call input.compute_chunk_sizes\(\) first"):
+            f(unknown, 0.0)
+        with pytest.raises(ValueError, match="target is a Dask array of unknown chunk sizes"):
+            f(x, unknown)
+        with pytest.raises(ValueError, match="weight is a Dask array of unknown chunk sizes"):
+            f(x, b, weight=unknown)
+    with pytest.raises(ValueError, match="grad_output is a Dask array of unknown chunk sizes"):
+        nbloss.huber_loss_backward(unknown, x, b, reduction="none")
+    known = unknown.compute_chunk_sizes()  # what the message says to do
+    np.testing.assert_allclose(nbloss.huber_loss(known, 0.0).compute(), nbloss.huber_loss(a[a > 0], 0.0))
+    untouched(arrays)

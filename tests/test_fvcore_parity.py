@@ -57,3 +57,11 @@ def test_unknown_reduction_raises_where_fvcore_passes_through(torch, fvcore_nn):
     assert fvcore_run(torch, fvcore_nn, a, a, 1.0, "avg").shape == (3,)  # fvcore's trap
     with pytest.raises(ValueError, match="avg is not a valid value for reduction"):
         smooth_l1_loss(a, a, 1.0, "avg")
+
+
+def test_elementwise_mean_raises_where_fvcore_returns_the_unreduced_loss(torch, fvcore_nn):
+    a = np.ones(3)
+    assert fvcore_run(torch, fvcore_nn, a, a, 1.0, "elementwise_mean").shape == (3,)
+    with pytest.raises(ValueError, match="elementwise_mean is not a valid value for reduction in "
+                                         "fvcore's smooth_l1_loss .*pass 'mean'"):
+        smooth_l1_loss(a, a, 1.0, "elementwise_mean")

@@ -35,7 +35,8 @@ RED = ["none", "mean", "sum"]
 
 
 def to_device(x):
-    return cuda.to_device(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
+    """A host array, or NumPy scalar (a host 0-d array to nbloss), on the device."""
+    return cuda.to_device(np.array(x, order="C")) if isinstance(x, (np.ndarray, np.generic)) else x
 
 
 def to_host(result):
@@ -237,6 +238,20 @@ def test_criteria(crit_cls, param, reduction):
         np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-300)
 
 
+@pytest.mark.parametrize("reduction", RED)
+def test_criterion_backward_returns_arrays_the_caller_owns(reduction):
+    a, b = random_pair(SMALL, np.float64, seed=15)
+    crit = nbloss.HuberLoss(reduction=reduction, delta=0.6)
+    crit(to_device(a), to_device(b))
+    gi, gt = crit.backward()
+    gi[:] = 0.0  # the caller's to change: not the saved gradient
+    gt[:] = 0.0
+    want = nbloss.huber_loss_backward(1.0 if reduction != "none" else np.ones(SMALL), a, b, 0.6,
+                                      reduction)
+    for got, expected in zip(to_host(crit.backward()), want):
+        np.testing.assert_array_equal(got, expected)
+
+
 def test_fvcore_drop_in():
     from nbloss.fvcore import smooth_l1_loss
     a, b = random_pair(SMALL, np.float32, seed=13)
@@ -259,8 +274,14 @@ def test_errors():
         nbloss.huber_loss(da, db, reduction="none", out=np.empty(SMALL, np.float32))
     with pytest.raises(TypeError, match="grad_output is a host ndarray"):
         nbloss.huber_loss_backward(np.ones(SMALL, np.float32), da, db, reduction="none")
+    for scalar in (np.float32(0.5), np.float64(0.5)):  # NumPy scalars are host 0-d arrays
+        with pytest.raises(TypeError, match=f"target is a host {type(scalar).__name__} .*"
+                                            "or pass a scalar as a Python number"):
+            nbloss.huber_loss(da, scalar)
     with pytest.raises(TypeError, match="float16 device array"):
         nbloss.huber_loss(to_device(a.astype(np.float16)), 0.0)
+    with pytest.raises(TypeError, match="int64 device array"):
+        nbloss.huber_loss(da, to_device(np.arange(SMALL)))
     with pytest.raises(ValueError, match="non-contiguous device array"):
         nbloss.huber_loss(to_device(np.zeros((4, 6), np.float32)).T, 0.0)
     with pytest.raises(ValueError, match="out shares memory with input"):
