@@ -76,14 +76,22 @@ def _chunk_call(a, b, w, go, spec):
 
 
 def _chunk_elementwise(a, b, w=None, go=None, *, spec, op, scale):
+    """One chunk of an elementwise result: 'loss', 'grad', 'hess', or 'loss_and_grad'
+    (the loss and the gradient from one fused pass, stacked along a new first axis in the
+    computation dtype)."""
     call = _chunk_call(a, b, w, go, spec)
+    like = _first_array(a, b, w, go)
+    if op == "loss_and_grad":
+        loss, grad = call.value_and_grad_full()
+        loss, grad = _as_chunk(loss, like), _as_chunk(grad, like)
+        return _library(grad).stack([loss.astype(grad.dtype, copy=False), grad])
     if op == "loss":
         result = call.loss()
     elif op == "hess":
         result = call.hess_full(scale=scale)
     else:
         result = call.grad_full(scale=scale)
-    return _as_chunk(result, _first_array(a, b, w, go))
+    return _as_chunk(result, like)
 
 
 def _chunk_fused(a, b, w=None, *, spec, scale, with_grad, ndim):
@@ -282,5 +290,11 @@ class DaskCall(CallBase):
     def value_and_grad_full(self, out=None):
         _no_out(out)
         if self.reduction == "none":
-            return self._elementwise("loss"), self._elementwise("grad", self.scale)
+            # one task per chunk: loss and gradient stacked, then split (both halves come
+            # from the same task, so computing them together reads each chunk once)
+            ndim = len(self.shape)
+            both = self._map(_chunk_elementwise, self.dtype, spec=self.spec + ("none",),
+                             op="loss_and_grad", scale=None, new_axis=0,
+                             chunks=((2,),) + self.chunks, meta=self._meta(self.dtype, ndim + 1))
+            return both[0].astype(self.out_dtype, copy=False), both[1]
         return self._fused(with_grad=True)

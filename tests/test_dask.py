@@ -93,6 +93,27 @@ def test_value_and_grad_runs_one_task_per_chunk(monkeypatch):
     np.testing.assert_array_equal(grad, nbloss.smooth_l1_loss_grad(a, b))
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_none_value_and_grad_runs_one_task_per_chunk(monkeypatch, dtype):
+    """'none' value_and_grad: one fused task per chunk for both results, every chunk read
+    once; the in-memory results to the bit."""
+    from nbloss import _dask
+
+    calls = []
+    chunk = _dask._chunk_elementwise
+    monkeypatch.setattr(_dask, "_chunk_elementwise",
+                        lambda *a, **k: calls.append(k["op"]) or chunk(*a, **k))
+    a, b = random_pair(10_000, dtype, seed=6)
+    A, B = da.from_array(a, chunks=1000), da.from_array(b, chunks=1000)
+    value, grad = nbloss.huber_loss_value_and_grad(A, B, 0.5, "none")
+    value, grad = dask.compute(value, grad, scheduler="sync")
+    assert calls == ["loss_and_grad"] * A.numblocks[0]
+    want_value, want_grad = nbloss.huber_loss_value_and_grad(a, b, 0.5, "none")
+    assert value.dtype == want_value.dtype and grad.dtype == want_grad.dtype
+    np.testing.assert_array_equal(value, want_value)
+    np.testing.assert_array_equal(grad, want_grad)
+
+
 def test_mismatched_chunks_are_rechunked_with_a_warning():
     a, b = random_pair(1000, np.float64, seed=6)
     A, B = da.from_array(a, chunks=300), da.from_array(b, chunks=250)
