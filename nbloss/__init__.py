@@ -19,15 +19,9 @@ from ._losses import (
     smooth_l1_loss_hess_diag,
     smooth_l1_loss_value_and_grad,
 )
+from ._validate import CacheWarning
 
 __version__ = "0.1.0"
-
-
-class CacheWarning(UserWarning):
-    """numba's disk cache could not be used for some of nbloss's kernels (no writable
-    cache folder, an entry that could not be loaded, or a failed write): nbloss compiled
-    them in memory instead, and the message says what to fix. Issued once per process
-    and kind of fault."""
 
 
 __all__ = [

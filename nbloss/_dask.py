@@ -1,11 +1,13 @@
-"""The API layer for Dask arrays: lazy, chunk by chunk, on nbloss's own kernels.
+"""The Dask backend: the ``_call.Call`` of a call on Dask arrays, lazy, chunk by chunk,
+on nbloss's own kernels.
 
 Imported only when a Dask array reaches nbloss (``import nbloss`` never imports dask).
 Every operand is broadcast to the loss shape and aligned with the chunks of the leading
 Dask operand (input, else target); a Dask operand chunked differently is rechunked, with
-a warning, since that moves data. Each chunk task runs an ordinary nbloss call on the
-chunk's arrays: NumPy chunks on the CPU kernels, CuPy chunks (or any chunk type that
-exports ``__cuda_array_interface__``) on the CUDA kernels, results in the chunk's type.
+a warning, since that moves data. Each chunk task runs the call of another backend on
+the chunk's arrays: ``_host.HostCall`` for NumPy chunks, ``_device.DeviceCall`` for
+CuPy chunks (or any chunk type that exports ``__cuda_array_interface__``), results in
+the chunk's type.
 
 - 'none' losses, gradients and Hessian diagonals are Dask arrays with those chunks;
 - 'mean'/'sum' are 0-d Dask arrays: each chunk's weighted losses summed into a float64
@@ -23,8 +25,8 @@ import sys
 import dask.array as da
 import numpy as np
 
+from . import _call, _host
 from . import _validate as v
-from ._losses import CallBase, _reduced
 
 
 def _no_out(out):
@@ -32,11 +34,11 @@ def _no_out(out):
         raise ValueError("out= is not supported for Dask arrays (results are lazy)")
 
 
-def _finish(total, n, reduction, out_dtype):
-    """float64 total -> the reduction's result in ``out_dtype`` (NaN: the mean of nothing),
-    a 0-d array of the partial sums' type, rounded as on the CPU."""
+def _total_to_result(total, n, reduction, out_dtype):
+    """The float64 total -> the reduction's result in ``out_dtype`` (NaN: the mean of
+    nothing), a 0-d array of the partial sums' type, rounded as on the host."""
     if isinstance(total, (np.generic, np.ndarray, float)):
-        return np.asarray(_reduced(float(total), n, reduction, out_dtype))
+        return np.asarray(_call.total_to_result(float(total), n, reduction, out_dtype))
     if reduction == "mean":
         total = total / n if n else total * np.nan
     return total.astype(out_dtype)  # a CuPy 0-d array stays on the device
@@ -63,28 +65,41 @@ def _library(array):
     return sys.modules[type(array).__module__.split(".")[0]]
 
 
+def _first(pair):
+    return pair[0]
+
+
+def _second(pair):
+    return pair[1]
+
+
 def _first_array(*chunks):
     """The first chunk that is an array (operands may be Python numbers or None)."""
     return next(c for c in chunks if c is not None and not isinstance(c, (int, float)))
 
 
-def _chunk_call(a, b, w, go, spec):
-    """An ordinary nbloss call on one chunk (NumPy or device arrays)."""
-    from ._losses import new_call
-    loss, param, reduction = spec
-    return new_call(a, b, loss, param, reduction, w, grad_output=go, warn_shapes=False)
+def _chunk_call(a, b, w, upstream, spec, reduction):
+    """An ordinary call on one chunk: a ``_host.HostCall`` of NumPy chunks, a
+    ``_device.DeviceCall`` of device ones (``upstream``: the chunk's upstream gradient,
+    or None)."""
+    if any(v.is_device_array(c) for c in (a, b, w)):
+        from ._device import DeviceCall
+        call = DeviceCall(a, b, spec, reduction, w, warn_shapes=False)
+    else:
+        call = _host.HostCall(a, b, spec, reduction, w, warn_shapes=False)
+    if upstream is not None:
+        call.set_upstream(upstream)
+    return call
 
 
-def _chunk_elementwise(a, b, w=None, go=None, *, spec, op, scale):
+def _chunk_elementwise(a, b, w=None, upstream=None, *, spec, reduction, op, scale):
     """One chunk of an elementwise result: 'loss', 'grad', 'hess', or 'loss_and_grad'
     (the loss and the gradient from one fused pass, stacked along a new first axis in the
     computation dtype)."""
-    call = _chunk_call(a, b, w, go, spec)
-    like = _first_array(a, b, w, go)
+    call = _chunk_call(a, b, w, upstream, spec, reduction)
+    like = _first_array(a, b, w, upstream)
     if op == "loss_and_grad":
-        loss, grad = call.value_and_grad_full()
-        loss, grad = _as_chunk(loss, like), _as_chunk(grad, like)
-        return _library(grad).stack([loss.astype(grad.dtype, copy=False), grad])
+        return _as_chunk(call.loss_and_grad_each(), like)
     if op == "loss":
         result = call.loss()
     elif op == "hess":
@@ -94,11 +109,11 @@ def _chunk_elementwise(a, b, w=None, go=None, *, spec, op, scale):
     return _as_chunk(result, like)
 
 
-def _chunk_fused(a, b, w=None, *, spec, scale, with_grad, ndim):
+def _chunk_loss_sum(a, b, w=None, upstream=None, *, spec, scale, with_grad, ndim):
     """(the float64 partial sum of the losses as an array of ``ndim`` ones, the gradient
     chunk or None), in the chunk type, from one pass."""
     like = _first_array(a, b, w)
-    total, grad = _chunk_call(a, b, w, None, spec).sum_and_grad(scale, with_grad)
+    total, grad = _chunk_call(a, b, w, None, spec, "sum").loss_sum(with_grad, scale)
     if isinstance(total, float):
         partial = np.full((1,) * ndim, total)
     else:
@@ -126,39 +141,32 @@ def _chunk_library(x, name):
                     "(CuPy)")
 
 
-class DaskCall(CallBase):
-    """One call's arguments as aligned Dask arrays; the same operations and results as
-    ``_losses._Call``, as lazy Dask arrays."""
+class DaskCall(_call.Call):
+    """One call's operands as Dask arrays aligned to the loss's shape and chunks; the same
+    operations and results as ``_host.HostCall``, as lazy Dask arrays."""
 
-    def __init__(self, input, target, loss, param, reduction, weight=None, grad_output=None,
-                 warn_shapes=True, stream=None):
+    def __init__(self, input, target, spec, reduction, weight=None, warn_shapes=True,
+                 stream=None):
         if stream is not None:
             raise ValueError("stream= is only for CUDA device arrays, not Dask arrays")
+        self.spec = spec
         self.reduction = v.check_reduction(reduction)
-        self.spec = (loss, param)
         ops = {"input": input, "target": target}
         if weight is not None:
             ops["weight"] = weight
         lead_name, lead = next((name, x) for name, x in ops.items() if v.is_dask_array(x))
         self.meta = lead._meta
         self.on_device = _chunk_library(lead, lead_name) == "cuda"
-        meta = {name: self._dtype_source(x, name) for name, x in ops.items()}
-        self.dtype, self.out_dtype = v.result_dtypes(*meta.values())
-        self.input_shape, self.target_shape = np.shape(input), np.shape(target)
-        self.shape = v.broadcast_shape(self.input_shape, self.target_shape)
-        if (warn_shapes and self.input_shape != self.target_shape
-                and not any(v.is_python_number(x) for x in (input, target))):
-            v.warn_shape_mismatch(self.input_shape, self.target_shape)
-        if weight is not None:
-            v.check_broadcasts_to(np.shape(weight), self.shape, "weight")
-        self.n = int(np.prod(self.shape, dtype=np.int64))
+        x, y, w = (self._dtype_source(ops[name], name) if name in ops else None
+                   for name in ("input", "target", "weight"))
+        self._resolve(x, y, w, warn_shapes, (np.shape(input), np.shape(target),
+                                             np.shape(weight)))
         self.chunks = da.broadcast_to(lead, self.shape).chunks
         self.a = self._aligned(input, "input")
         self.b = self._aligned(target, "target")
         self.w = None if weight is None else self._aligned(weight, "weight")
-        self.go = None  # a number, or a Dask array aligned like the operands
-        if grad_output is not None:
-            self._upstream(grad_output)
+        # a Dask array aligned like the operands, in the computation dtype, or None
+        self.upstream, self.upstream_value = None, spec.scalars(self.dtype).one
 
     def _dtype_source(self, x, name):
         """What ``np.result_type`` should see for operand ``x`` (validated like on the CPU);
@@ -207,69 +215,76 @@ class DaskCall(CallBase):
         return da.utils.meta_from_array(self.meta, len(self.shape) if ndim is None else ndim,
                                         dtype=dtype)
 
-    def _upstream(self, grad_output):
+    def set_upstream(self, grad_output):
         """A number multiplies every element; a Dask or NumPy array ('none' only) is
-        aligned like the operands."""
+        aligned like the operands and rounded as on the host (to the result dtype, then
+        in the computation dtype)."""
         if v.is_dask_array(grad_output):
             _known_shape(grad_output, "grad_output")
+            v.Operand(np.empty(0, grad_output.dtype), "grad_output")  # checks the dtype
         if np.ndim(grad_output) == 0 and not v.is_dask_array(grad_output):
-            self.go = v.upstream_gradient(grad_output, "sum", (), self.dtype, self.out_dtype)[()]
+            go = v.upstream_gradient(grad_output, "sum", (), self.dtype, self.out_dtype)
+            self.upstream, self.upstream_value = None, go[()]
         elif self.reduction != "none":
             raise ValueError(f"grad_output of a '{self.reduction}' loss must be a scalar, "
                              f"got shape {np.shape(grad_output)}")
         else:
             v.check_broadcasts_to(np.shape(grad_output), self.shape, "grad_output")
-            self.go = self._aligned(grad_output, "grad_output")
+            upstream = self._aligned(grad_output, "grad_output")
+            if upstream.dtype != self.out_dtype:
+                upstream = upstream.astype(self.out_dtype)
+            self.upstream = upstream.astype(self.dtype, copy=False)
+            self.upstream_value = self.spec.scalars(self.dtype).one
 
     # -- building blocks ---------------------------------------------------------------
 
-    def _map(self, fn, dtype, **kw):
-        """``da.map_blocks(fn)`` over the aligned operands: Dask arrays by chunk, numbers
-        and None by keyword, as they are."""
-        operands = {"a": self.a, "b": self.b, "w": self.w, "go": self.go}
+    def _map(self, chunk_fn, dtype, **kw):
+        """``da.map_blocks`` of ``chunk_fn(a, b, w, upstream, **kw)`` over the aligned
+        operands: the Dask ones by chunk, the rest (numbers, None) as they are."""
+        upstream = self.upstream_value if self.upstream is None else self.upstream
+        operands = {"a": self.a, "b": self.b, "w": self.w, "upstream": upstream}
         names = [name for name, x in operands.items() if v.is_dask_array(x)]
         arrays = [operands.pop(name) for name in names]
         fixed = operands
 
-        def run(*chunks, **extra):
-            return fn(**dict(zip(names, chunks)), **fixed, **extra)
+        def on_chunks(*chunks, **extra):
+            return chunk_fn(**dict(zip(names, chunks)), **fixed, **extra)
 
-        return da.map_blocks(run, *arrays, dtype=dtype, **kw)
+        return da.map_blocks(on_chunks, *arrays, dtype=dtype, **kw)
 
     def _elementwise(self, op, scale=None):
-        spec = self.spec + ("none" if op == "loss" else self.reduction,)
         dtype = self.out_dtype if op == "loss" else self.dtype
-        return self._map(_chunk_elementwise, dtype, spec=spec, op=op, scale=scale,
-                         meta=self._meta(dtype))
+        return self._map(_chunk_elementwise, dtype, spec=self.spec, reduction=self.reduction,
+                         op=op, scale=scale, meta=self._meta(dtype))
 
-    def _fused(self, with_grad):
-        """One task per chunk returning (float64 partial, gradient chunk)."""
-        spec, scale, ndim = self.spec + ("sum",), self.scale, len(self.shape)
-
-        def run(a, b, w=None, go=None):
-            return _chunk_fused(a, b, w, spec=spec, scale=scale, with_grad=with_grad, ndim=ndim)
-
-        fused = self._map(run, object, meta=np.empty((0,) * ndim, object))
-        partials = da.map_blocks(lambda pair: pair[0], fused,
-                                 chunks=tuple((1,) * len(c) for c in self.chunks),
+    def _loss_sum(self, with_grad):
+        """(the reduction as a 0-d Dask array, the gradient or None) from one task per
+        chunk. A Dask task has one result, so each returns the pair (float64 partial sum,
+        gradient chunk) in a 0-d object array, from which the partials and the gradient
+        are two views: computing both together reads each chunk once."""
+        ndim = len(self.shape)
+        pairs = self._map(_chunk_loss_sum, object, spec=self.spec, scale=self.scale,
+                          with_grad=with_grad, ndim=ndim, meta=np.empty((0,) * ndim, object))
+        partials = da.map_blocks(_first, pairs, chunks=tuple((1,) * len(c) for c in self.chunks),
                                  dtype=np.float64, meta=self._meta(np.float64))
         total = partials.sum(dtype=np.float64)  # Dask's tree reduction
-        value = da.map_blocks(_finish, total, n=self.n, reduction=self.reduction,
+        value = da.map_blocks(_total_to_result, total, n=self.n, reduction=self.reduction,
                               out_dtype=self.out_dtype, dtype=self.out_dtype,
                               meta=self._meta(self.out_dtype, ndim=0))
         grad = None
         if with_grad:
-            grad = da.map_blocks(lambda pair: pair[1], fused, dtype=self.dtype,
-                                 meta=self._meta(self.dtype))
+            grad = da.map_blocks(_second, pairs, dtype=self.dtype, meta=self._meta(self.dtype))
         return value, grad
 
-    def finish(self, full, shape, out=None, negate=False):
-        """The broadcast-shape ``full`` summed back to ``shape`` and cast to the result dtype."""
+    def sum_to(self, full, shape, out=None, negate=False):
         _no_out(out)
         full = v.sum_to_shape(full, shape)
         if negate:
             full = -full
         return full.astype(self.out_dtype, copy=False)
+
+    def times_upstream(self, full):
+        return full * (self.upstream_value if self.upstream is None else self.upstream)
 
     # -- operations (``scale`` is the whole array's: each chunk's call would use its own)
 
@@ -277,24 +292,32 @@ class DaskCall(CallBase):
         _no_out(out)
         if self.reduction == "none":
             return self._elementwise("loss")
-        return self._fused(with_grad=False)[0]
+        return self._loss_sum(with_grad=False)[0]
 
-    def grad_full(self, out=None):
+    def grad_full(self, out=None, scale=None):
         _no_out(out)
-        return self._elementwise("grad", self.scale)
+        return self._elementwise("grad", self.scale if scale is None else scale)
 
-    def hess_full(self, out=None):
+    def hess_full(self, out=None, scale=None):
         _no_out(out)
-        return self._elementwise("hess", self.scale)
+        return self._elementwise("hess", self.scale if scale is None else scale)
 
     def value_and_grad_full(self, out=None):
         _no_out(out)
-        if self.reduction == "none":
-            # one task per chunk: loss and gradient stacked, then split (both halves come
-            # from the same task, so computing them together reads each chunk once)
-            ndim = len(self.shape)
-            both = self._map(_chunk_elementwise, self.dtype, spec=self.spec + ("none",),
-                             op="loss_and_grad", scale=None, new_axis=0,
-                             chunks=((2,),) + self.chunks, meta=self._meta(self.dtype, ndim + 1))
-            return both[0].astype(self.out_dtype, copy=False), both[1]
-        return self._fused(with_grad=True)
+        if self.reduction != "none":
+            return self._loss_sum(with_grad=True)
+        # one task per chunk: loss and gradient stacked, then split (both halves come
+        # from the same task, so computing them together reads each chunk once)
+        ndim = len(self.shape)
+        both = self._map(_chunk_elementwise, self.dtype, spec=self.spec, reduction="none",
+                         op="loss_and_grad", scale=None, new_axis=0,
+                         chunks=((2,),) + self.chunks, meta=self._meta(self.dtype, ndim + 1))
+        return both[0].astype(self.out_dtype, copy=False), both[1]
+
+    # what a chunk's call provides for the methods above; a Dask call is no chunk itself
+
+    def loss_sum(self, with_grad, scale):  # pragma: no cover
+        raise TypeError("loss_sum is run on a Dask array's chunks, not on the array")
+
+    def loss_and_grad_each(self):  # pragma: no cover
+        raise TypeError("loss_and_grad_each is run on a Dask array's chunks, not on the array")

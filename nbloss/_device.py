@@ -1,5 +1,4 @@
-"""The API layer for CUDA device arrays: the ``_losses._Call`` of a call whose operands
-live on a GPU (numba device arrays, CuPy arrays, torch CUDA tensors: anything exporting
+"""The CUDA backend: the ``_call.Call`` of a call whose operands live on a GPU (numba device arrays, CuPy arrays, torch CUDA tensors: anything exporting
 ``__cuda_array_interface__``, viewed without a copy).
 
 Arguments are checked on the host from shapes and dtypes alone; broadcasting, reductions
@@ -12,9 +11,8 @@ without a copy, and nothing waits for the GPU.
 import numpy as np
 from numba import cuda
 
-from . import _cuda
+from . import _call, _cuda
 from . import _validate as v
-from ._losses import CallBase, _parameters
 
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -103,37 +101,26 @@ class _Operand:
         return self.array is None
 
 
-class DeviceCall(CallBase):
-    """One call's arguments on the device: checked, broadcast and flattened for the
-    ``_cuda`` kernels; the same operations and results as ``_losses._Call``."""
+class DeviceCall(_call.Call):
+    """One call's operands on the device, flat and broadcast for the ``_cuda`` kernels;
+    the same operations and results as ``_host.HostCall``, as device arrays."""
 
-    def __init__(self, input, target, loss, param, reduction, weight=None, grad_output=None,
-                 warn_shapes=True, stream=None):
+    def __init__(self, input, target, spec, reduction, weight=None, warn_shapes=True,
+                 stream=None):
         check_available()
+        self.spec = spec
         self.reduction = v.check_reduction(reduction)
         self.stream = as_stream(stream)
         x, y = _Operand(input, "input"), _Operand(target, "target")
         w = None if weight is None else _Operand(weight, "weight")
-        self.dtype, self.out_dtype = v.result_dtypes(x, y, w)
-        self.input_shape, self.target_shape = x.shape, y.shape
-        self.shape = v.broadcast_shape(x.shape, y.shape)
-        if (warn_shapes and x.shape != y.shape
-                and not (x.is_python_scalar or y.is_python_scalar)):
-            v.warn_shape_mismatch(x.shape, y.shape)
-        self.n = int(np.prod(self.shape, dtype=np.int64))
+        self._resolve(x, y, w, warn_shapes)
         self.sources = [(op.array, name) for op, name in ((x, "input"), (y, "target"), (w, "weight"))
                         if op is not None and op.array is not None]
         self.a, self.b = self._flat(x), self._flat(y)
-        self.w = None
-        if w is not None:
-            v.check_broadcasts_to(w.shape, self.shape, "weight")
-            self.w = self._flat(w)
-        self.kind, self.p, self.half, self.g0 = _parameters(loss, param, self.dtype)
-        self.half_p = self.half * self.p
-        self.kernels = _cuda.FAMILIES[self.kind]
-        self.go = None
-        if grad_output is not None:
-            self._upstream(grad_output)
+        self.w = None if w is None else self._flat(w)
+        self.scalars = spec.scalars(self.dtype)
+        self.kernels = _cuda.FAMILIES[self.scalars.kind]
+        self.upstream, self.upstream_value = None, self.scalars.one
 
     # -- device helpers ------------------------------------------------------------------
 
@@ -162,9 +149,9 @@ class DeviceCall(CallBase):
                                            (0,) + strides, out)
         return out
 
-    def _upstream(self, grad_output):
-        """``grad_output``: a host number (0-d) multiplies every element; a device array
-        broadcastable to the loss ('none'), or of one element ('mean'/'sum')."""
+    def set_upstream(self, grad_output):
+        """A host number (0-d) multiplies every element; a device array broadcastable to
+        the loss ('none'), or of one element ('mean'/'sum'), is read on the device."""
         if v.is_device_array(grad_output):
             go = _Operand(grad_output, "grad_output")
             if self.reduction == "none":
@@ -175,12 +162,12 @@ class DeviceCall(CallBase):
             else:
                 go.shape = ()
                 go.array = go.array.reshape(1)
-            self.go = self._flat(go)
+            self.upstream, self.upstream_value = self._flat(go), self.scalars.one
             return
         if isinstance(grad_output, np.ndarray) and grad_output.ndim:
             _Operand(grad_output, "grad_output")  # raises: a host array
         go = v.upstream_gradient(grad_output, "sum", (), self.dtype, self.out_dtype)
-        self.g0 = go[()]
+        self.upstream, self.upstream_value = None, go[()]
 
     def check_out(self, out, shape):
         out = as_device_array(out, "out") if v.is_device_array(out) else out
@@ -200,7 +187,7 @@ class DeviceCall(CallBase):
                 raise ValueError(f"out shares memory with {name}: nbloss never writes into its inputs")
         return out
 
-    # -- results -------------------------------------------------------------------------
+    # -- where results go ------------------------------------------------------------------
 
     def copy(self, array):
         """A new device array with ``array``'s values, copied on the call's stream."""
@@ -208,32 +195,16 @@ class DeviceCall(CallBase):
         result.copy_to_device(array, stream=self.stream)
         return result
 
-    def _reduced(self, grad_out, scale=None, divisor=None, dtype=None):
-        """The 'mean'/'sum' as a 0-d device array, writing grad_out in the same pass.
-        ``scale``, ``divisor`` and ``dtype`` replace the call's gradient factor, the
-        reduction's divisor and the result dtype (a Dask chunk's float64 partial sum)."""
-        nblocks = _cuda.blocks(self.n)
-        partials = self._empty(nblocks, np.float64)
-        self._launch(self.kernels.forward_partials, self.n)(
-            self.a, self.b, self.w, self.p, self.half, self.half_p,
-            self.scale if scale is None else scale, grad_out, partials)
-        total = self._empty(1, self.out_dtype if dtype is None else dtype)
-        if divisor is None:
-            divisor = float(self.n) if self.reduction == "mean" else 1.0
-        _cuda.finish_sum[1, _cuda.THREADS, self.stream](partials, nblocks, divisor, total)
-        return total.reshape(())
-
     def _buffer(self, out, shape):
         """Where a kernel writes a result of the broadcast shape: ``out`` when it has that
-        shape, else a new array (summed into ``out`` by ``finish``)."""
+        shape, else a new array (summed into ``out`` by :meth:`sum_to`)."""
         if out is not None:
             out = self.check_out(out, shape)
             if tuple(shape) == self.shape:
                 return out
         return self._empty(self.shape, self.dtype)
 
-    def finish(self, full, shape, out, negate=False):
-        """``full`` summed back to ``shape`` (and negated), into ``out`` if given."""
+    def sum_to(self, full, shape, out=None, negate=False):
         shape = tuple(shape)
         if shape == self.shape and not negate:
             return full
@@ -256,50 +227,75 @@ class DeviceCall(CallBase):
             count, -1.0 if negate else 1.0, result.reshape(result.size))
         return result
 
-    # -- operations ----------------------------------------------------------------------
+    def times_upstream(self, full):
+        result = self._empty(self.shape, self.dtype)
+        self._launch(_cuda.multiply, self.n)(full.reshape(self.n), self.upstream,
+                                             self.upstream_value, result.reshape(self.n))
+        return result
+
+    # -- operations: one kernel each (and the block sums' sum for a reduction) ----------
+
+    def _loss_sum(self, grad_out, scale=None, divisor=None, dtype=None):
+        """The 'mean'/'sum' as a 0-d device array, writing ``grad_out`` in the same pass.
+        ``scale``, ``divisor`` and ``dtype`` replace the call's gradient factor, the
+        reduction's divisor and the result dtype (a Dask chunk's float64 partial sum)."""
+        s = self.scalars
+        nblocks = _cuda.blocks(self.n)
+        block_sums = self._empty(nblocks, np.float64)
+        self._launch(self.kernels.loss_sum, self.n)(
+            self.a, self.b, self.w, s.p, s.half, s.half_p,
+            self.scale if scale is None else scale, grad_out, block_sums)
+        total = self._empty(1, self.out_dtype if dtype is None else dtype)
+        if divisor is None:
+            divisor = float(self.n) if self.reduction == "mean" else 1.0
+        _cuda.add_block_sums[1, _cuda.THREADS, self.stream](block_sums, nblocks, divisor, total)
+        return total.reshape(())
+
+    def _loss_each(self, loss_out, grad_out):
+        s = self.scalars
+        self._launch(self.kernels.loss_each, self.n)(
+            self.a, self.b, self.w, s.p, s.half, s.half_p, loss_out.reshape(self.n),
+            None if grad_out is None else grad_out.reshape(self.n))
 
     def loss(self, out=None):
         if self.reduction != "none":
             if out is not None:
                 raise ValueError(f"out= is only for reduction='none', not '{self.reduction}'")
-            return self._reduced(None)
+            return self._loss_sum(None)
         buf = self._buffer(out, self.shape)
-        self._launch(self.kernels.forward_none, self.n)(
-            self.a, self.b, self.w, self.p, self.half, self.half_p, buf.reshape(self.n), None)
+        self._loss_each(buf, None)
         return buf
 
     def grad_full(self, out=None, scale=None):
-        """The gradient w.r.t. input in the broadcast shape; ``scale`` replaces the
-        reduction's factor (a Dask chunk's is the whole array's)."""
         buf = self._buffer(out, self.input_shape)
-        self._launch(self.kernels.grad, self.n)(
-            self.a, self.b, self.w, self.go, self.p, self.scale if scale is None else scale,
-            self.g0, buf.reshape(self.n))
+        self._launch(self.kernels.grad_each, self.n)(
+            self.a, self.b, self.w, self.upstream, self.scalars.p,
+            self.scale if scale is None else scale, self.upstream_value, buf.reshape(self.n))
+        return buf
+
+    def hess_full(self, out=None, scale=None):
+        s = self.scalars
+        buf = self._buffer(out, self.input_shape)
+        self._launch(self.kernels.hess_each, self.n)(
+            self.a, self.b, self.w, s.p, s.half, self.scale if scale is None else scale,
+            buf.reshape(self.n))
         return buf
 
     def value_and_grad_full(self, out=None):
         gbuf = self._buffer(out, self.input_shape)
         if self.reduction == "none":
             value = self._empty(self.shape, self.dtype)
-            self._launch(self.kernels.forward_none, self.n)(
-                self.a, self.b, self.w, self.p, self.half, self.half_p,
-                value.reshape(self.n), gbuf.reshape(self.n))
-        else:
-            value = self._reduced(gbuf.reshape(self.n))
-        return value, gbuf
+            self._loss_each(value, gbuf)
+            return value, gbuf
+        return self._loss_sum(gbuf.reshape(self.n)), gbuf
 
-    def hess_full(self, out=None, scale=None):
-        buf = self._buffer(out, self.input_shape)
-        self._launch(self.kernels.hess, self.n)(
-            self.a, self.b, self.w, self.p, self.half, self.scale if scale is None else scale,
-            buf.reshape(self.n))
-        return buf
+    def loss_and_grad_each(self):
+        both = self._empty((2,) + self.shape, self.dtype)
+        self._loss_each(both[0], both[1])
+        return both
 
-    def sum_and_grad(self, scale, with_grad):
-        """(float64 sum of the weighted losses as a 0-d device array, ``scale`` times the
-        gradient in the broadcast shape, or None) from one pass: a Dask chunk's share of a
-        reduction, left on the device."""
+    def loss_sum(self, with_grad, scale):
         grad = self._empty(self.shape, self.dtype) if with_grad else None
-        total = self._reduced(None if grad is None else grad.reshape(self.n), scale=scale,
-                              divisor=1.0, dtype=np.float64)
+        total = self._loss_sum(None if grad is None else grad.reshape(self.n), scale=scale,
+                               divisor=1.0, dtype=np.float64)
         return total, grad

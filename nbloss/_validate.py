@@ -21,6 +21,13 @@ FLOAT16, FLOAT32, FLOAT64 = FLOAT_DTYPES
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
+class CacheWarning(UserWarning):
+    """numba's disk cache could not be used for some of nbloss's kernels (no writable
+    cache folder, an entry that could not be loaded, or a failed write): nbloss compiled
+    them in memory instead, and the message says what to fix. Issued once per process
+    and kind of fault."""
+
+
 def warn(message, category=UserWarning):
     """Warn with the caller's line, the first frame outside this package."""
     level = 2  # 1 is this function, 2 its caller

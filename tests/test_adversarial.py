@@ -312,14 +312,14 @@ def test_reductions_beyond_the_dtype_are_inf_without_a_warning(dtype):
         assert nbloss.huber_loss(a, b, 1.0, "sum", weight=-np.ones(3, dtype)) == -np.inf
     # the rounding itself: the largest float64 that rounds to the dtype's largest finite
     # value stays finite, the next one is inf
-    from nbloss._losses import _reduced
+    from nbloss._call import total_to_result
     info = np.finfo(dtype)
     edge = float(info.max) + 2.0 ** (info.maxexp - info.nmant - 2)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         for total, want in ((float(np.nextafter(edge, 0)), info.max), (edge, np.inf), (-edge, -np.inf)):
-            assert _reduced(total, 1, "sum", np.dtype(dtype)) == want
-        assert np.isnan(_reduced(np.nan, 1, "sum", np.dtype(dtype)))
+            assert total_to_result(total, 1, "sum", np.dtype(dtype)) == want
+        assert np.isnan(total_to_result(np.nan, 1, "sum", np.dtype(dtype)))
 
 
 # -- odd layouts -----------------------------------------------------------------------------

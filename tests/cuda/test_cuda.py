@@ -374,16 +374,18 @@ def test_dask_chunk_tasks_on_device_chunks(dtype):
     from conftest import require
     require("dask.array")
     from nbloss import _dask
+    from nbloss._call import LossSpec
 
     a, b = random_pair(300, dtype, seed=31)
     w = np.random.default_rng(32).random(300).astype(dtype)
     scale = dtype(1 / 7000)  # the whole array's 1/N, not the chunk's
     for loss, param in (("smooth_l1", 0.5), ("huber", 1.0), ("smooth_l1", 0.0)):
-        spec = (loss, param, "sum")
+        spec = LossSpec(loss, param)
         for weight in (None, w):
-            host = _dask._chunk_fused(a, b, weight, spec=spec, scale=scale, with_grad=True, ndim=2)
-            dev = _dask._chunk_fused(to_device(a), to_device(b), to_device(weight), spec=spec,
-                                     scale=scale, with_grad=True, ndim=2)
+            host = _dask._chunk_loss_sum(a, b, weight, spec=spec, scale=scale, with_grad=True,
+                                         ndim=2)
+            dev = _dask._chunk_loss_sum(to_device(a), to_device(b), to_device(weight), spec=spec,
+                                        scale=scale, with_grad=True, ndim=2)
             assert all(getattr(r, "__cuda_ndarray__", False) for r in dev)
             assert dev[0].shape == (1, 1) and dev[0].dtype == np.float64
             # the CPU adds float32 losses in float32 lanes (10 roundings on a term's path,
@@ -392,10 +394,12 @@ def test_dask_chunk_tasks_on_device_chunks(dtype):
                                        rtol=10 * 2.0**-24 if dtype == np.float32 else 1e-13)
             np.testing.assert_array_equal(to_host(dev[1]), host[1])
             for op in ("loss", "grad", "hess"):
-                spec_op = (loss, param, "none" if op == "loss" else "mean")
-                want = _dask._chunk_elementwise(a, b, weight, spec=spec_op, op=op, scale=scale)
+                reduction = "none" if op == "loss" else "mean"
+                want = _dask._chunk_elementwise(a, b, weight, spec=spec, reduction=reduction,
+                                                op=op, scale=scale)
                 got = _dask._chunk_elementwise(to_device(a), to_device(b), to_device(weight),
-                                               spec=spec_op, op=op, scale=scale)
+                                               spec=spec, reduction=reduction, op=op,
+                                               scale=scale)
                 np.testing.assert_array_equal(to_host(got), want)
 
 

@@ -1,0 +1,214 @@
+"""The host backend: a call on NumPy data (and anything NumPy converts), run by the
+``_cpu`` kernels over flat buffers.
+
+:class:`HostCall` implements ``_call.Call``. Its constructor checks and normalises the
+operands once: two ndarrays of one float32/float64 dtype and shape (the common case) are
+taken as they are; anything else (Python numbers and lists, NumPy scalars, broadcasting,
+integer, bool and float16 data, mixed dtypes, the other byte order, non-contiguous
+layouts, a weight) is converted as the kernels read it. Every operation then runs one
+kernel and delivers the result in the caller's shape and dtype.
+"""
+
+import functools
+from typing import NamedTuple
+
+import numpy as np
+
+from . import _call, _cpu
+from . import _validate as v
+
+_FLOAT32, _FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
+
+
+class _Plan(NamedTuple):
+    """What a host call runs, fixed by its loss, parameter, dtype, size and reduction:
+    the kernel scalars, the reduction's factor on each gradient element (``scale``), and
+    the ``_cpu`` kernels of the loss's kind for this size and dtype (``sum_kernels``: for
+    a ``loss_sum`` without gradient, whose threading threshold is higher)."""
+    scalars: _call.Scalars
+    scale: np.floating
+    kernels: _cpu.Kernels
+    sum_kernels: _cpu.Kernels
+
+
+@functools.lru_cache(maxsize=256)
+def _plan(spec, dtype, n, reduction):
+    """The :class:`_Plan` of a host call; cached: looking its parts up one by one costs
+    about 0.4 us a call, a sixth of a small call's handling."""
+    scalars = spec.scalars(dtype)
+    return _Plan(scalars, _call.reduction_scale(dtype, n, reduction == "mean"),
+                 _cpu.kernels(scalars.kind, n, dtype.itemsize),
+                 _cpu.kernels(scalars.kind, n, dtype.itemsize, sum_only=True))
+
+
+def _same_float_arrays(input, target):
+    """Two ndarrays of one float32/float64 dtype and one shape: the common case, which
+    needs no normalisation. (NumPy's native float dtypes are singletons, so ``is``
+    suffices; any other dtype object takes the general path.)"""
+    return (type(input) is np.ndarray and type(target) is np.ndarray
+            and (input.dtype is _FLOAT32 or input.dtype is _FLOAT64)
+            and target.dtype is input.dtype and input.shape == target.shape)
+
+
+def _flat(buf):
+    """A C-contiguous buffer as the kernels' 1-D view (itself when already 1-D)."""
+    return buf if buf.ndim == 1 else buf.reshape(-1)
+
+
+class HostCall(_call.Call):
+    """One call's operands as the ``_cpu`` kernels read them: ``a`` (input), ``b``
+    (target) and ``w`` (weight, or None), flat, C-contiguous, of the broadcast shape's
+    element count, in the computation dtype (a float32 operand beside a float64 one
+    stays float32: the kernels widen each element exactly)."""
+
+    __slots__ = ("spec", "reduction", "dtype", "out_dtype", "shape", "input_shape",
+                 "target_shape", "n", "a", "b", "w", "sources", "plan", "upstream",
+                 "upstream_value")
+
+    def __init__(self, input, target, spec, reduction, weight=None, warn_shapes=True):
+        self.spec = spec
+        self.reduction = v.check_reduction(reduction)
+        if weight is None and _same_float_arrays(input, target):
+            # at 1e3 elements the general path below costs several times the kernel
+            self.dtype = self.out_dtype = input.dtype
+            self.shape = self.input_shape = self.target_shape = input.shape
+            self.n = input.size
+            self.a = v.flat_array(input)
+            self.b = v.flat_array(target)
+            self.w = None
+            self.sources = ((input, "input"), (target, "target"))
+        else:
+            self._normalise(input, target, weight, warn_shapes)
+        self.plan = _plan(spec, self.dtype, self.n, self.reduction)
+        self.upstream = None
+        self.upstream_value = self.plan.scalars.one
+
+    def _normalise(self, input, target, weight, warn_shapes):
+        """Any other operands, converted as the kernels read them; all arithmetic happens
+        in the computation dtype."""
+        x, y = v.Operand(input, "input"), v.Operand(target, "target")
+        w = None if weight is None else v.Operand(weight, "weight")
+        self._resolve(x, y, w, warn_shapes, (x.array.shape, y.array.shape,
+                                             None if w is None else w.array.shape))
+        # the kernels take input - target in the wider of the two arrays' dtypes: when
+        # neither has the computation dtype (float32 operands with a float64 weight), both
+        # are converted. A Python number takes the dtype as in NumPy (float32 - 0.3 is
+        # computed in float32), an integer array as in torch.
+        widen = x.array.dtype == self.dtype or y.array.dtype == self.dtype
+        self.a = self._kernel_operand(x, widen)
+        self.b = self._kernel_operand(y, widen)
+        self.w = None if w is None else self._kernel_operand(w)
+        self.sources = tuple((op.array, name) for op, name in
+                             ((x, "input"), (y, "target"), (w, "weight")) if op is not None)
+
+    def _kernel_operand(self, op, widen=True):
+        """Operand ``op`` as the kernels read it (see ``v.in_dtype``): flat, of the loss's
+        shape, in the computation dtype; an integer array or a Python number, which take
+        the dtype, rounded to the result dtype first."""
+        via = None if op.is_float_array else self.out_dtype
+        return v.flat(v.in_dtype(op.array, self.dtype, widen, via), self.shape)
+
+    def set_upstream(self, grad_output):
+        go = v.upstream_gradient(grad_output, self.reduction, self.shape, self.dtype,
+                                 self.out_dtype)
+        if go.ndim:
+            self.upstream, self.upstream_value = v.flat(go, self.shape), self.plan.scalars.one
+        else:
+            self.upstream, self.upstream_value = None, go[()]
+
+    # -- where results go ---------------------------------------------------------------
+
+    def _buffer(self, out, shape):
+        """Where a kernel writes an array of the broadcast shape: straight into ``out``
+        (checked against ``shape``, the result's) when it is that, C-contiguous and in the
+        computation dtype, else a new array (copied to ``out`` by :meth:`sum_to`)."""
+        if out is not None:
+            v.check_out(out, shape, self.out_dtype, self.sources)
+            if out.dtype == self.dtype and out.flags.c_contiguous and tuple(shape) == self.shape:
+                return out
+        return np.empty(self.shape, self.dtype)
+
+    def sum_to(self, full, shape, out=None, negate=False):
+        result = full if full.shape == shape else v.sum_to_shape(full, shape)
+        if negate:
+            result = np.negative(result)
+        if result.dtype != self.out_dtype:
+            # float32 -> float16 into a new array: NumPy's overflow warning, raised as an
+            # error, then leaves out= as it was
+            result = result.astype(self.out_dtype)
+        if out is None or result is out:
+            return result
+        np.copyto(out, result)
+        return out
+
+    def times_upstream(self, full):
+        if self.upstream is None:
+            return full * self.upstream_value
+        return full * self.upstream.reshape(self.shape)
+
+    # -- operations: one kernel each ----------------------------------------------------
+
+    def _loss_sum(self, grad_out=None, scale=None):
+        """The kernel's float64 sum(w * loss(a - b)); and ``grad_out`` = scale * w *
+        dloss(a - b) in the same pass when given (``scale``: the reduction's factor
+        unless given)."""
+        plan = self.plan
+        s = plan.scalars
+        if grad_out is None:
+            return plan.sum_kernels.loss_sum(self.a, self.b, self.w, s.p, s.half, s.half_p,
+                                             s.one, None)
+        return plan.kernels.loss_sum(self.a, self.b, self.w, s.p, s.half, s.half_p,
+                                     plan.scale if scale is None else scale, _flat(grad_out))
+
+    def _loss_each(self, loss_out, grad_out=None):
+        """``loss_out`` = w * loss(a - b), and ``grad_out`` = w * dloss(a - b) in the same
+        pass when given."""
+        s = self.plan.scalars
+        self.plan.kernels.loss_each(self.a, self.b, self.w, s.p, s.half, s.half_p,
+                                    _flat(loss_out), None if grad_out is None else _flat(grad_out))
+
+    def loss(self, out=None):
+        if self.reduction != "none":
+            if out is not None:
+                raise ValueError(f"out= is only for reduction='none', not '{self.reduction}'")
+            return _call.total_to_result(self._loss_sum(), self.n, self.reduction,
+                                         self.out_dtype)
+        buf = self._buffer(out, self.shape)
+        self._loss_each(buf)
+        return self.sum_to(buf, self.shape, out)
+
+    def grad_full(self, out=None, scale=None):
+        plan = self.plan
+        buf = self._buffer(out, self.input_shape)
+        plan.kernels.grad_each(self.a, self.b, self.w, self.upstream, plan.scalars.p,
+                               plan.scale if scale is None else scale, self.upstream_value,
+                               _flat(buf))
+        return buf
+
+    def hess_full(self, out=None, scale=None):
+        plan = self.plan
+        s = plan.scalars
+        buf = self._buffer(out, self.input_shape)
+        plan.kernels.hess_each(self.a, self.b, self.w, s.p, s.half,
+                               plan.scale if scale is None else scale, _flat(buf))
+        return buf
+
+    def value_and_grad_full(self, out=None):
+        gbuf = self._buffer(out, self.input_shape)
+        if self.reduction == "none":
+            value = np.empty(self.shape, self.dtype)
+            self._loss_each(value, gbuf)
+            return value.astype(self.out_dtype, copy=False), gbuf
+        total = self._loss_sum(gbuf)
+        return _call.total_to_result(total, self.n, self.reduction, self.out_dtype), gbuf
+
+    def loss_and_grad_each(self):
+        both = np.empty((2,) + self.shape, self.dtype)
+        self._loss_each(both[0], both[1])
+        return both
+
+    def loss_sum(self, with_grad, scale):
+        if not with_grad:
+            return self._loss_sum(), None
+        grad = np.empty(self.shape, self.dtype)
+        return self._loss_sum(grad, scale), grad
