@@ -24,7 +24,6 @@ Each kernel is compiled twice: threaded (``prange``) and serial (the same code w
 """
 
 import math
-import types as pytypes
 from typing import NamedTuple
 
 from . import _tbb
@@ -32,13 +31,11 @@ from . import _tbb
 _tbb.load_tbb()  # before numba can choose its threading layer: TBB, not OpenMP
 
 import numpy as np  # noqa: E402
-from numba import prange, types  # noqa: E402
-from numba.core import cgutils  # noqa: E402
-from numba.extending import intrinsic, overload  # noqa: E402
+from numba import prange  # noqa: E402
 
 from . import _jit, _math  # noqa: E402
 # numba.njit, with a disk cache that a faulty or unwritable cache cannot break (_jit)
-from ._jit import njit  # noqa: E402
+from ._jit import njit, serial_twin, slice_or_none  # noqa: E402
 
 # bytes of the widest operand per reduction block: the block sums take 0.1% of the input's
 # bytes. Measured on 2 cores: 16 and 32 KB within noise of 8 KB ('mean' and fused).
@@ -76,52 +73,6 @@ grad_at = element.grad_at
 hess_at = element.hess_at
 
 
-def _block_length(a, b, w):
-    """Elements per reduction block: ``BLOCK_BYTES`` of the widest operand."""
-
-
-@overload(_block_length, jit_options=_jit.overload_options(_OPTIONS))
-def _block_length_of_types(a, b, w):
-    # a compile-time constant of each signature: read from the arrays at run time
-    # (``a.itemsize``), the block length left the loops' trip counts unknown and the fused
-    # kernel ran 7-40% slower
-    length = min(block_length(str(t.dtype)) for t in (a, b, w) if isinstance(t, types.Array))
-    return lambda a, b, w: length
-
-
-def _part(x, lo, hi):
-    """x[lo:hi], or None when x is None."""
-
-
-@overload(_part, jit_options=_jit.overload_options(_OPTIONS))
-def _part_of_type(x, lo, hi):
-    # chosen by type: ``x[lo:hi] if x is not None else None`` is typed Optional(array) when
-    # x is an array, which the block loop would check at run time
-    if x is types.none:
-        return lambda x, lo, hi: None
-    return lambda x, lo, hi: x[lo:hi]
-
-
-def _constant_like(value):
-    """A jitted function of a float ``x`` that returns ``value`` in x's type, as a
-    compile-time constant."""
-    def constant_like(x):
-        """``value`` in the type of the float ``x``."""
-
-    @overload(constant_like, jit_options=_jit.overload_options(_OPTIONS))
-    def constant_of_type(x):
-        constant = np.dtype(str(x)).type(value)
-        return lambda x: constant
-
-    return constant_like
-
-
-# constants, not run-time values: the unweighted kernels' ``* t`` by 1 folds away
-# (``half + half`` cost one multiply per element)
-_one_like = _constant_like(1)
-_zero_like = _constant_like(0)
-
-
 def block_length(dtype):
     """Elements per reduction block for operands of ``dtype``."""
     return BLOCK_BYTES // np.dtype(dtype).itemsize
@@ -132,48 +83,26 @@ def lane_count(dtype):
     return LANE_BYTES // np.dtype(dtype).itemsize
 
 
-def _stack_array(dtype, count):
-    """Code for an uninitialised 1-D array of ``count`` elements of numba type ``dtype``
-    on the stack: LLVM keeps such an array in vector registers, which it cannot do with
-    a heap array (``np.empty``)."""
-    arrty = types.Array(dtype, 1, "C")
-
-    def codegen(context, builder, sig, args):
-        item = context.get_data_type(dtype)
-        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(item))
-        array = context.make_array(arrty)(context, builder)
-        context.populate_array(array, data=cgutils.alloca_once(builder, item, size=count),
-                               shape=[context.get_constant(types.intp, count)],
-                               strides=[itemsize], itemsize=itemsize, meminfo=None)
-        return array._getvalue()
-
-    return arrty, codegen
-
-
-@intrinsic
-def _lane_array(typingctx, x):
-    """A block sum's lanes: ``lane_count`` elements of the float ``x``'s type, on the stack."""
-    arrty, codegen = _stack_array(x, lane_count(str(x)))
-    return arrty(x), codegen
-
-
-@intrinsic
-def _wide_array(typingctx):
-    """A block sum's ``WIDE_LANES`` float64 partial sums, on the stack."""
-    arrty, codegen = _stack_array(types.float64, WIDE_LANES)
-    return arrty(), codegen
-
-
-def _run_shape(x):
-    """(lanes, rows per run) of a block sum of losses of the float ``x``'s type: a run is
+def run_shape(dtype):
+    """(lanes, rows per run) of a block sum of losses of ``dtype``: a run is
     ``FLOAT32_RUN`` elements for float32, a whole block for float64."""
+    lanes = lane_count(dtype)
+    run = FLOAT32_RUN if dtype == np.float32 else block_length(np.float64)
+    return lanes, run // lanes
 
 
-@overload(_run_shape, jit_options=_jit.overload_options(_OPTIONS))
-def _run_shape_of_type(x):
-    lanes = lane_count(str(x))
-    run = FLOAT32_RUN if str(x) == "float32" else block_length(np.float64)
-    return lambda x: (lanes, run // lanes)
+# Compile-time constants of each signature (_jit.type_constant). The block length: read
+# from the arrays at run time, it left the loops' trip counts unknown (fused: 7-40% slower)
+_block_length = _jit.type_constant(
+    lambda a, b, w: min(block_length(d) for d in (a, b, w) if d is not None))
+# 1 and 0 in a float's dtype: the unweighted kernels' ``* t`` by 1 then folds away
+# (``half + half`` cost one multiply per element)
+_one_like = _jit.type_constant(lambda dtype: dtype.type(1))
+_zero_like = _jit.type_constant(lambda dtype: dtype.type(0))
+_run_shape = _jit.type_constant(run_shape)
+# a block sum's lanes and float64 sums on the stack: LLVM keeps them in vector registers
+_lane_array = _jit.stack_array(lane_count)
+_wide_array = _jit.stack_array(lambda dtype: WIDE_LANES, np.float64)
 
 
 @njit(**_SUM_OPTIONS)
@@ -193,14 +122,15 @@ def _block_loss_sum(kind, a, b, w, p, half, scale, grad_out, lo, hi):
     """
     # slices indexed from 0: numba then knows no index is negative, and the loop
     # vectorises (about 2.5x faster than indexing a[lo + m])
-    ab, bb, wb, gb = a[lo:hi], b[lo:hi], _part(w, lo, hi), _part(grad_out, lo, hi)
+    ab, bb = a[lo:hi], b[lo:hi]
+    wb, gb = slice_or_none(w, lo, hi), slice_or_none(grad_out, lo, hi)
     # a constant here, not an argument: the unweighted gradient's ``* t`` by it folds away
     one = _one_like(half)
     zero = _zero_like(half)
     half_p = half * p
     lanes_count, rows_per_run = _run_shape(half)
     lanes = _lane_array(half)
-    wide = _wide_array()
+    wide = _wide_array(half)
     for k in range(WIDE_LANES):
         wide[k] = 0.0
     n = hi - lo
@@ -211,7 +141,7 @@ def _block_loss_sum(kind, a, b, w, p, half, scale, grad_out, lo, hi):
         # the run's own slices, indexed from 0 (see above)
         lo_run, hi_run = first * lanes_count, min(first + rows_per_run, rows) * lanes_count
         ar, br = ab[lo_run:hi_run], bb[lo_run:hi_run]
-        wr, gr = _part(wb, lo_run, hi_run), _part(gb, lo_run, hi_run)
+        wr, gr = slice_or_none(wb, lo_run, hi_run), slice_or_none(gb, lo_run, hi_run)
         for r in range(0, hi_run - lo_run, lanes_count):
             for k in range(lanes_count):
                 lanes[k] += loss_and_grad_at(kind, r + k, ar, br, wr, p, half, half_p, one,
@@ -230,7 +160,8 @@ def _block_loss_sum(kind, a, b, w, p, half, scale, grad_out, lo, hi):
         h //= 2
     total = wide[0]
     done = rows * lanes_count
-    ar, br, wr, gr = ab[done:], bb[done:], _part(wb, done, n), _part(gb, done, n)
+    ar, br = ab[done:], bb[done:]
+    wr, gr = slice_or_none(wb, done, n), slice_or_none(gb, done, n)
     for m in range(n - done):
         total += loss_and_grad_at(kind, m, ar, br, wr, p, half, half_p, one, scale, gr)
     return total
@@ -264,19 +195,10 @@ def _total(kind, a, b, w, p, half, block_sums):
         s = block_sums[j]
         if not math.isfinite(s):
             lo, hi = j * block, min(a.size, (j + 1) * block)
-            s = _block_loss_sum_wide(kind, a[lo:hi], b[lo:hi], _part(w, lo, hi), p, half)
+            s = _block_loss_sum_wide(kind, a[lo:hi], b[lo:hi], slice_or_none(w, lo, hi), p,
+                                     half)
         total += s
     return total
-
-
-def _serial_clone(fn):
-    """``fn`` under another qualified name: numba's cache index ignores compile flags, so
-    a serial and a threaded dispatcher of one function would overwrite each other's
-    cache entries."""
-    serial = pytypes.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial",
-                                fn.__defaults__, fn.__closure__)
-    serial.__qualname__ = fn.__qualname__ + "_serial"
-    return serial
 
 
 class Kernels(NamedTuple):
@@ -347,7 +269,7 @@ def _family(kind):
             hess_at(k, i, a, b, w, p, scale, one, out)
 
     fns = (forward_none, forward_sum, fused_sum, grad, hess)
-    serial = Kernels(*(njit(**_OPTIONS)(_serial_clone(f)) for f in fns))
+    serial = Kernels(*(njit(**_OPTIONS)(serial_twin(f)) for f in fns))
     # threaded: a fork waits for them; serial in a child where TBB is unusable (_tbb)
     parallel = Kernels(*(_tbb.fork_safe(njit(parallel=True, **_OPTIONS)(f), s)
                          for f, s in zip(fns, serial)))
