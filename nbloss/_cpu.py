@@ -1,9 +1,30 @@
-"""Parallel CPU kernels over flat contiguous buffers.
+"""CPU kernels (numba, serial and threaded) over flat contiguous buffers.
 
-Every kernel takes 1-D C-contiguous arrays of one length ``n`` (``a`` = input,
-``b`` = target, optional ``w`` = weight and ``go`` = upstream gradient, each may be
-float32 or float64; numba promotes mixed pairs as NumPy does) and scalars already in the
-computation dtype. Shapes, broadcasting, dtypes and validation live in ``_losses``.
+Every kernel takes 1-D C-contiguous arrays of one length ``n`` (``a`` = input, ``b`` =
+target, optional ``w`` = weight and ``upstream`` = upstream gradient; each may be float32
+or float64, numba promotes mixed pairs as NumPy does) and scalars already in the
+computation dtype: ``p`` (beta or delta), ``half`` = 0.5 and ``half_p`` = half * p. Shapes,
+broadcasting, dtypes and validation live in the API layer. One loss kind's kernels
+(:class:`Kernels`), with x = a - b and the formulas of ``_math``:
+
+- ``loss_each(a, b, w, p, half, half_p, loss_out, grad_out)``: loss_out = w * loss(x);
+  and grad_out = w * dloss(x) in the same pass when grad_out is not None;
+- ``loss_sum(a, b, w, p, half, half_p, scale, grad_out)``: returns the float64
+  sum(w * loss(x)); and writes grad_out = scale * w * dloss(x) in the same pass when
+  grad_out is not None (with None, numba compiles a variant without the gradient and
+  ``scale`` is unused);
+- ``grad_each(a, b, w, upstream, p, scale, upstream_value, grad_out)``: grad_out =
+  scale * dloss(x) * (upstream_value * w * upstream), ``upstream_value`` a scalar;
+- ``hess_each(a, b, w, p, half, scale, hess_out)``: hess_out = scale * w * d2loss(x),
+  the Hessian's diagonal.
+
+``_cuda`` has the same kernels with the same names and arguments, with one difference: a
+CUDA kernel cannot return a value, so its ``loss_sum`` takes one more argument,
+``block_sums``, and writes there the float64 sum of each CUDA block's elements, which
+``_cuda.add_block_sums`` then adds.
+
+Optional arrays (``w``, ``upstream``, ``grad_out``) may be None: numba compiles that
+variant with the branch removed.
 
 Reductions are deterministic: the elements are cut into fixed blocks of ``BLOCK_BYTES`` of
 the widest operand (2048 float32 or 1024 float64 elements); each block's losses are summed
@@ -12,11 +33,8 @@ float32 runs of ``FLOAT32_RUN`` carried into float64), with no fastmath flag tha
 let LLVM reorder an addition, and the block sums are added left to right in float64.
 Nothing depends on how many threads ran the blocks, where the buffers are, how LLVM
 optimised or inlined the code, or whether numba compiled it or loaded it from its disk
-cache: results are bit-identical in every case.
-
-``forward_sum`` computes and sums a block's losses in one loop (``_block_loss_sum``);
-``fused_sum`` runs the same loop writing each element's gradient too: loss, gradient and
-reduction in one pass over memory, and the same sum as ``forward_sum``. A reduction
+cache: results are bit-identical in every case. ``loss_sum`` computes a block's losses,
+its gradient if asked, and their sum in one loop: one pass over memory. A reduction
 allocates one float64 per block (0.1% of the input's bytes): no N-sized temporary.
 
 Each kernel is compiled twice: threaded (``prange``) and serial (the same code with
@@ -61,18 +79,6 @@ LANE_BYTES = 256
 WIDE_LANES = 16
 
 
-# -- compilation ---------------------------------------------------------------------------
-
-_OPTIONS = _jit.OPTIONS
-_SUM_OPTIONS = _jit.NOALIAS_OPTIONS
-
-element = _math.compile_for(njit(**_OPTIONS))
-forward_at = element.forward_at
-loss_and_grad_at = element.loss_and_grad_at
-grad_at = element.grad_at
-hess_at = element.hess_at
-
-
 def block_length(dtype):
     """Elements per reduction block for operands of ``dtype``."""
     return BLOCK_BYTES // np.dtype(dtype).itemsize
@@ -91,6 +97,16 @@ def run_shape(dtype):
     return lanes, run // lanes
 
 
+# -- compilation ---------------------------------------------------------------------------
+
+_OPTIONS = _jit.OPTIONS
+_SUM_OPTIONS = _jit.NOALIAS_OPTIONS
+
+element = _math.compile_for(njit(**_OPTIONS))
+loss_at = element.loss_at
+grad_at = element.grad_at
+hess_at = element.hess_at
+
 # Compile-time constants of each signature (_jit.type_constant). The block length: read
 # from the arrays at run time, it left the loops' trip counts unknown (fused: 7-40% slower)
 _block_length = _jit.type_constant(
@@ -106,7 +122,7 @@ _wide_array = _jit.stack_array(lambda dtype: WIDE_LANES, np.float64)
 
 
 @njit(**_SUM_OPTIONS)
-def _block_loss_sum(kind, a, b, w, p, half, scale, grad_out, lo, hi):
+def _block_loss_sum(kind, a, b, w, p, half, half_p, scale, grad_out, lo, hi):
     """sum(w * loss(a - b)) over the block [lo, hi) as a float64; and grad_out =
     scale * w * dloss(a - b) there in the same loop when grad_out is not None.
 
@@ -127,7 +143,6 @@ def _block_loss_sum(kind, a, b, w, p, half, scale, grad_out, lo, hi):
     # a constant here, not an argument: the unweighted gradient's ``* t`` by it folds away
     one = _one_like(half)
     zero = _zero_like(half)
-    half_p = half * p
     lanes_count, rows_per_run = _run_shape(half)
     lanes = _lane_array(half)
     wide = _wide_array(half)
@@ -144,8 +159,7 @@ def _block_loss_sum(kind, a, b, w, p, half, scale, grad_out, lo, hi):
         wr, gr = slice_or_none(wb, lo_run, hi_run), slice_or_none(gb, lo_run, hi_run)
         for r in range(0, hi_run - lo_run, lanes_count):
             for k in range(lanes_count):
-                lanes[k] += loss_and_grad_at(kind, r + k, ar, br, wr, p, half, half_p, one,
-                                             scale, gr)
+                lanes[k] += loss_at(kind, r + k, ar, br, wr, p, half, half_p, one, scale, gr)
         h = lanes_count // 2
         while h >= WIDE_LANES:
             for k in range(h):
@@ -163,23 +177,22 @@ def _block_loss_sum(kind, a, b, w, p, half, scale, grad_out, lo, hi):
     ar, br = ab[done:], bb[done:]
     wr, gr = slice_or_none(wb, done, n), slice_or_none(gb, done, n)
     for m in range(n - done):
-        total += loss_and_grad_at(kind, m, ar, br, wr, p, half, half_p, one, scale, gr)
+        total += loss_at(kind, m, ar, br, wr, p, half, half_p, one, scale, gr)
     return total
 
 
 @njit(**_OPTIONS)
-def _block_loss_sum_wide(kind, a, b, w, p, half):
+def _block_loss_sum_wide(kind, a, b, w, p, half, half_p):
     """sum(w * loss(a - b)) with every term added in float64, in order."""
     one = _one_like(half)
-    half_p = half * p
     total = 0.0
     for m in range(a.size):
-        total += loss_and_grad_at(kind, m, a, b, w, p, half, half_p, one, one, None)
+        total += loss_at(kind, m, a, b, w, p, half, half_p, one, one, None)
     return total
 
 
 @njit(**_OPTIONS)
-def _total(kind, a, b, w, p, half, block_sums):
+def _total(kind, a, b, w, p, half, half_p, block_sums):
     """The block sums added left to right in float64. When the total is not finite, each
     block whose sum is not is summed again with every term in float64 first: float32
     lanes that overflow must not make the result inf where the float64 total is finite
@@ -196,17 +209,18 @@ def _total(kind, a, b, w, p, half, block_sums):
         if not math.isfinite(s):
             lo, hi = j * block, min(a.size, (j + 1) * block)
             s = _block_loss_sum_wide(kind, a[lo:hi], b[lo:hi], slice_or_none(w, lo, hi), p,
-                                     half)
+                                     half, half_p)
         total += s
     return total
 
 
 class Kernels(NamedTuple):
-    forward_none: object
-    forward_sum: object
-    fused_sum: object
-    grad: object
-    hess: object
+    """One loss kind's kernels, compiled one way (serial or threaded); what each computes:
+    the module's docstring."""
+    loss_each: object
+    loss_sum: object
+    grad_each: object
+    hess_each: object
 
 
 class Variants(NamedTuple):
@@ -217,58 +231,43 @@ class Variants(NamedTuple):
 
 def _family(kind):
     """The kernels of one loss kind. ``spec`` is a compile-time constant of each of
-    them (numba freezes closure variables), so the branches on the kind fold away.
-    Optional arrays (``w``, ``go``, ``loss_out``, ``grad_out``) may be None: numba
-    compiles that variant with the branch removed."""
+    them (numba freezes closure variables), so the branches on the kind fold away."""
     spec = (kind, element.stamp)
 
-    def forward_none(a, b, w, p, half, loss_out, grad_out):
-        """loss_out = w * loss(a - b) and/or grad_out = w * dloss(a - b), one pass"""
+    def loss_each(a, b, w, p, half, half_p, loss_out, grad_out):
+        """loss_out = w * loss(a - b); and grad_out = w * dloss(a - b) in the same pass
+        when grad_out is not None"""
         k = spec[0]
         one = _one_like(half)
-        half_p = half * p
         for i in prange(a.size):
-            forward_at(k, i, a, b, w, p, half, half_p, one, loss_out, grad_out)
+            loss_out[i] = loss_at(k, i, a, b, w, p, half, half_p, one, one, grad_out)
 
-    def forward_sum(a, b, w, p, half):
-        """sum(w * loss(a - b)) in float64"""
+    def loss_sum(a, b, w, p, half, half_p, scale, grad_out):
+        """sum(w * loss(a - b)) in float64; and grad_out = scale * w * dloss(a - b) in
+        the same pass when grad_out is not None"""
         k = spec[0]
-        one = _one_like(half)
         n = a.size
         block = _block_length(a, b, w)
         block_sums = np.empty((n + block - 1) // block, np.float64)
         for j in prange(block_sums.size):
-            # no gradient to write: its scale (one) is unused
-            block_sums[j] = _block_loss_sum(k, a, b, w, p, half, one, None,
+            block_sums[j] = _block_loss_sum(k, a, b, w, p, half, half_p, scale, grad_out,
                                             j * block, min(n, (j + 1) * block))
-        return _total(k, a, b, w, p, half, block_sums)
+        return _total(k, a, b, w, p, half, half_p, block_sums)
 
-    def fused_sum(a, b, w, p, half, scale, grad_out):
-        """sum(w * loss(a - b)) in float64 and grad_out = scale * w * dloss(a - b), in one
-        pass"""
-        k = spec[0]
-        n = a.size
-        block = _block_length(a, b, w)
-        block_sums = np.empty((n + block - 1) // block, np.float64)
-        for j in prange(block_sums.size):
-            block_sums[j] = _block_loss_sum(k, a, b, w, p, half, scale,
-                                            grad_out, j * block, min(n, (j + 1) * block))
-        return _total(k, a, b, w, p, half, block_sums)
-
-    def grad(a, b, w, go, p, scale, g0, out):
-        """out = scale * dloss(a - b) * (g0 * w * go)"""
+    def grad_each(a, b, w, upstream, p, scale, upstream_value, grad_out):
+        """grad_out = scale * dloss(a - b) * (upstream_value * w * upstream)"""
         k = spec[0]
         for i in prange(a.size):
-            grad_at(k, i, a, b, w, go, p, scale, g0, out)
+            grad_at(k, i, a, b, w, upstream, p, scale, upstream_value, grad_out)
 
-    def hess(a, b, w, p, half, scale, out):
-        """out = scale * w * d2loss(a - b), the diagonal of the Hessian"""
+    def hess_each(a, b, w, p, half, scale, hess_out):
+        """hess_out = scale * w * d2loss(a - b), the diagonal of the Hessian"""
         k = spec[0]
         one = _one_like(half)
         for i in prange(a.size):
-            hess_at(k, i, a, b, w, p, scale, one, out)
+            hess_at(k, i, a, b, w, p, scale, one, hess_out)
 
-    fns = (forward_none, forward_sum, fused_sum, grad, hess)
+    fns = (loss_each, loss_sum, grad_each, hess_each)
     serial = Kernels(*(njit(**_OPTIONS)(serial_twin(f)) for f in fns))
     # threaded: a fork waits for them; serial in a child where TBB is unusable (_tbb)
     parallel = Kernels(*(_tbb.fork_safe(njit(parallel=True, **_OPTIONS)(f), s)
@@ -282,6 +281,7 @@ FAMILIES = {kind: _family(kind) for kind in (_math.SMOOTH_L1, _math.HUBER, _math
 def kernels(kind, n, itemsize, sum_only=False):
     """The kernels to run over ``n`` elements of loss ``kind`` computed in a dtype of
     ``itemsize`` bytes: threaded from ``PARALLEL_MIN_BYTES`` per operand on
-    (``PARALLEL_MIN_BYTES_SUM`` for ``forward_sum``, ``sum_only``), serial below."""
+    (``PARALLEL_MIN_BYTES_SUM`` for ``loss_sum`` without a gradient, ``sum_only``),
+    serial below."""
     limit = PARALLEL_MIN_BYTES_SUM if sum_only else PARALLEL_MIN_BYTES
     return FAMILIES[kind][n * itemsize >= limit]

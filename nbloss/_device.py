@@ -213,14 +213,14 @@ class DeviceCall(CallBase):
         ``scale``, ``divisor`` and ``dtype`` replace the call's gradient factor, the
         reduction's divisor and the result dtype (a Dask chunk's float64 partial sum)."""
         nblocks = _cuda.blocks(self.n)
-        partials = self._empty(nblocks, np.float64)
-        self._launch(self.kernels.forward_partials, self.n)(
+        block_sums = self._empty(nblocks, np.float64)
+        self._launch(self.kernels.loss_sum, self.n)(
             self.a, self.b, self.w, self.p, self.half, self.half_p,
-            self.scale if scale is None else scale, grad_out, partials)
+            self.scale if scale is None else scale, grad_out, block_sums)
         total = self._empty(1, self.out_dtype if dtype is None else dtype)
         if divisor is None:
             divisor = float(self.n) if self.reduction == "mean" else 1.0
-        _cuda.finish_sum[1, _cuda.THREADS, self.stream](partials, nblocks, divisor, total)
+        _cuda.add_block_sums[1, _cuda.THREADS, self.stream](block_sums, nblocks, divisor, total)
         return total.reshape(())
 
     def _buffer(self, out, shape):
@@ -264,7 +264,7 @@ class DeviceCall(CallBase):
                 raise ValueError(f"out= is only for reduction='none', not '{self.reduction}'")
             return self._reduced(None)
         buf = self._buffer(out, self.shape)
-        self._launch(self.kernels.forward_none, self.n)(
+        self._launch(self.kernels.loss_each, self.n)(
             self.a, self.b, self.w, self.p, self.half, self.half_p, buf.reshape(self.n), None)
         return buf
 
@@ -272,7 +272,7 @@ class DeviceCall(CallBase):
         """The gradient w.r.t. input in the broadcast shape; ``scale`` replaces the
         reduction's factor (a Dask chunk's is the whole array's)."""
         buf = self._buffer(out, self.input_shape)
-        self._launch(self.kernels.grad, self.n)(
+        self._launch(self.kernels.grad_each, self.n)(
             self.a, self.b, self.w, self.go, self.p, self.scale if scale is None else scale,
             self.g0, buf.reshape(self.n))
         return buf
@@ -281,7 +281,7 @@ class DeviceCall(CallBase):
         gbuf = self._buffer(out, self.input_shape)
         if self.reduction == "none":
             value = self._empty(self.shape, self.dtype)
-            self._launch(self.kernels.forward_none, self.n)(
+            self._launch(self.kernels.loss_each, self.n)(
                 self.a, self.b, self.w, self.p, self.half, self.half_p,
                 value.reshape(self.n), gbuf.reshape(self.n))
         else:
@@ -290,7 +290,7 @@ class DeviceCall(CallBase):
 
     def hess_full(self, out=None, scale=None):
         buf = self._buffer(out, self.input_shape)
-        self._launch(self.kernels.hess, self.n)(
+        self._launch(self.kernels.hess_each, self.n)(
             self.a, self.b, self.w, self.p, self.half, self.scale if scale is None else scale,
             buf.reshape(self.n))
         return buf

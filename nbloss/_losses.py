@@ -74,11 +74,13 @@ def _reduction_scale(dtype, n, mean):
 
 class _Plan(NamedTuple):
     """What a host call runs, fixed by its loss, parameter, dtype, size and reduction:
-    the kernel scalars (see :func:`_parameters`), the reduction's factor on each gradient
-    element, and the CPU kernels of the loss's kind for this size and dtype
-    (``sum_kernels``: for ``forward_sum``, whose threading threshold is higher)."""
+    the kernel scalars (see :func:`_parameters`; ``half_p`` = half * p in the dtype), the
+    reduction's factor on each gradient element, and the CPU kernels of the loss's kind
+    for this size and dtype (``sum_kernels``: for ``loss_sum`` without a gradient, whose
+    threading threshold is higher)."""
     p: np.floating
     half: np.floating
+    half_p: np.floating
     one: np.floating
     scale: np.floating
     kernels: object
@@ -86,25 +88,26 @@ class _Plan(NamedTuple):
 
     def loss_sum(self, a, b, w):
         """float64 sum(w * loss(a - b)) over flat operands (``w`` may be None)."""
-        return self.sum_kernels.forward_sum(a, b, w, self.p, self.half)
+        return self.sum_kernels.loss_sum(a, b, w, self.p, self.half, self.half_p, self.one,
+                                         None)
 
     def loss_sum_and_grad(self, a, b, w, grad, scale=None):
         """float64 sum(w * loss(a - b)), and ``grad`` (C-contiguous) = scale * w *
         dloss(a - b) in the same pass; ``scale`` defaults to the reduction's factor."""
-        return self.kernels.fused_sum(a, b, w, self.p, self.half,
-                                      self.scale if scale is None else scale, _flat(grad))
+        return self.kernels.loss_sum(a, b, w, self.p, self.half, self.half_p,
+                                     self.scale if scale is None else scale, _flat(grad))
 
     def loss_each(self, a, b, w, loss_out, grad_out=None):
         """``loss_out`` = w * loss(a - b), and ``grad_out`` = w * dloss(a - b) in the same
         pass when given (C-contiguous buffers of N elements)."""
-        self.kernels.forward_none(a, b, w, self.p, self.half, _flat(loss_out),
-                                  None if grad_out is None else _flat(grad_out))
+        self.kernels.loss_each(a, b, w, self.p, self.half, self.half_p, _flat(loss_out),
+                               None if grad_out is None else _flat(grad_out))
 
     def grad_each(self, a, b, w, go, g0, out, scale=None):
         """``out`` (C-contiguous) = scale * dloss(a - b) * (g0 * w * go); ``go`` (the
         upstream gradient) may be None, ``scale`` defaults to the reduction's factor."""
-        self.kernels.grad(a, b, w, go, self.p, self.scale if scale is None else scale, g0,
-                          _flat(out))
+        self.kernels.grad_each(a, b, w, go, self.p, self.scale if scale is None else scale,
+                               g0, _flat(out))
 
 
 @functools.lru_cache(maxsize=256)
@@ -113,7 +116,7 @@ def _plan(loss, param, dtype, n, reduction):
     about 0.4 us a call, a sixth of a small call's handling."""
     kind, p, half, one = _parameters(loss, param, dtype)
     cpu = _cpu()
-    return _Plan(p, half, one, _reduction_scale(dtype, n, reduction == "mean"),
+    return _Plan(p, half, half * p, one, _reduction_scale(dtype, n, reduction == "mean"),
                  cpu.kernels(kind, n, dtype.itemsize),
                  cpu.kernels(kind, n, dtype.itemsize, sum_only=True))
 
@@ -353,8 +356,8 @@ class _Call(CallBase):
     def hess_full(self, out=None, scale=None):
         plan = self.plan
         buf = self.buffer(out, self.input_shape)
-        plan.kernels.hess(self.a, self.b, self.w, plan.p, plan.half,
-                          plan.scale if scale is None else scale, _flat(buf))
+        plan.kernels.hess_each(self.a, self.b, self.w, plan.p, plan.half,
+                               plan.scale if scale is None else scale, _flat(buf))
         return buf
 
     def sum_and_grad(self, scale, with_grad):
