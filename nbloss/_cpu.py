@@ -39,6 +39,7 @@ allocates one float64 per block (0.1% of the input's bytes): no N-sized temporar
 
 Each kernel is compiled twice: threaded (``prange``) and serial (the same code with
 ``prange`` acting as ``range``), and the size in bytes picks one (:func:`kernels`).
+How the kernels are built, and the measurements behind each constant: ``docs/kernels.md``.
 """
 
 import math
@@ -55,27 +56,18 @@ from . import _jit, _math  # noqa: E402
 # numba.njit, with a disk cache that a faulty or unwritable cache cannot break (_jit)
 from ._jit import njit, serial_twin, slice_or_none  # noqa: E402
 
-# bytes of the widest operand per reduction block: the block sums take 0.1% of the input's
-# bytes. Measured on 2 cores: 16 and 32 KB within noise of 8 KB ('mean' and fused).
+# Why each value, and the measurements behind it: docs/kernels.md, "Constants".
+# bytes of the widest operand per reduction block: the block sums take 0.1% of the input
 BLOCK_BYTES = 8192
-# below these many bytes per operand (elements times the computation dtype's size) the
-# serial kernels run: waking the thread pool (3-4 us with TBB on 2 cores) costs more than
-# the second core gains. Crossovers measured on 2 cores, serial and threaded kernels
-# interleaved in one process: the plain reduction near 90k float32 and 55k float64
-# elements, the elementwise and fused kernels near 60-75k float32 and 40k float64 (a
-# vector holds half as many float64 elements, so each costs about twice as much).
+# bytes per operand from which the threaded kernels run: below, waking the pool costs more
 PARALLEL_MIN_BYTES = 288 * 1024
+# the same for loss_sum without a gradient, which does less work per byte
 PARALLEL_MIN_BYTES_SUM = 384 * 1024
-# a block sum adds float32 losses in float32 over runs of this many elements, and the
-# run's sums in float64: converting every float32 loss to float64 (a lane shuffle and two
-# conversions per 16 elements) bound the loop. Each term of a run passes through 10
-# float32 roundings (8 in its lane, 2 folds), so a float32 result is the correctly
-# rounded sum or 1 ulp from it (tests/test_torch_parity.py).
+# float32 losses are added in float32 over runs of this many elements, each run's sum in float64
 FLOAT32_RUN = 512
-# a block sum's partial sums: 256 bytes of the loss's dtype (64 float32 or 32 float64
-# lanes, eight AVX2 or four AVX-512 registers: enough independent additions to hide the
-# adder's latency), folded pairwise into WIDE_LANES float64 sums after each run
+# a block sum's partial sums in the loss's dtype: enough independent additions to hide latency
 LANE_BYTES = 256
+# float64 sums the lanes are folded into after each run
 WIDE_LANES = 16
 
 
@@ -112,7 +104,6 @@ hess_at = element.hess_at
 _block_length = _jit.type_constant(
     lambda a, b, w: min(block_length(d) for d in (a, b, w) if d is not None))
 # 1 and 0 in a float's dtype: the unweighted kernels' ``* t`` by 1 then folds away
-# (``half + half`` cost one multiply per element)
 _one_like = _jit.type_constant(lambda dtype: dtype.type(1))
 _zero_like = _jit.type_constant(lambda dtype: dtype.type(0))
 _run_shape = _jit.type_constant(run_shape)

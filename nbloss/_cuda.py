@@ -16,7 +16,8 @@ Every kernel is a grid-stride loop over a grid of at most ``MAX_BLOCKS`` blocks 
 reductions are deterministic: each thread accumulates its elements in float64 in index
 order, each block sums its threads in a fixed tree (:func:`_block_sum`) into one block
 sum, and :func:`add_block_sums`, launched as one block, sums those in the same fixed way.
-No float atomics: the same input gives the same bits on every run and every GPU.
+No float atomics: the same input gives the same bits on every run and every GPU. (How
+the CPU and CUDA kernels are built: ``docs/kernels.md``.)
 """
 
 import math
@@ -26,8 +27,7 @@ from numba import config, cuda, float64
 from . import _math
 
 SIMULATOR = bool(config.ENABLE_CUDASIM)
-# warp shuffles on a GPU; the simulator has no warp intrinsics, so there the same tree
-# runs through shared memory (slower, same order of additions)
+# the simulator has no warp intrinsics: the same tree runs there through shared memory
 USE_SHUFFLE = not SIMULATOR
 # the simulator runs one OS thread per CUDA thread: a small grid keeps it usable
 THREADS = 64 if SIMULATOR else 256

@@ -4,7 +4,8 @@ The options every kernel is compiled with are :data:`OPTIONS` (:data:`NOALIAS_OP
 for the block sums). The kernels' compile-time tools are generic, each one line at its
 use in ``_cpu``: :func:`type_constant` (a constant computed from the arguments' dtypes),
 :func:`slice_or_none`, :func:`stack_array` (an array in registers) and
-:func:`serial_twin` (a serial and a threaded dispatcher of one function).
+:func:`serial_twin` (a serial and a threaded dispatcher of one function). How the kernels
+are built and tuned: ``docs/kernels.md``.
 
 Every numba function of ``_cpu`` (and of ``_math``, compiled by ``_cpu``) is made by
 :func:`njit`: ``numba.njit`` with the given options, except that ``cache=True`` installs
@@ -53,9 +54,9 @@ from . import CacheWarning
 class NoAliasCompiler(CompilerBase):
     """numba's nopython pipeline, with LLVM told that no array argument overlaps another
     (``noalias`` on each data pointer): without it a runtime alias check guards each
-    vectorised loop that writes, and the fused block sum ran 8-17% slower. nbloss's
-    kernels can promise it: ``out=`` may not share memory with an input (``_validate``),
-    and every other output is freshly allocated."""
+    vectorised loop that writes (the fused block sum ran 8-17% slower, ``docs/kernels.md``).
+    nbloss's kernels can promise it: ``out=`` may not share memory with an input
+    (``_validate``), and every other output is freshly allocated."""
 
     def define_pipelines(self):
         self.state.flags.noalias = True
