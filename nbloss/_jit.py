@@ -26,7 +26,11 @@ break:
   treats an entry that fails to load as missing, recompiles the function, rewrites the
   entry (the next process loads it cleanly) and warns once per process;
 - a cache that cannot be written (disk full, permissions changed after start-up): the
-  compiled function is used from memory, with one warning per process.
+  compiled function is used from memory, with one warning per process;
+- an edit of ``_math.py`` or of this file: numba checks only a function's own file for
+  changes, but a ``_cpu`` function also holds the element functions and the tools
+  compiled into it, so each entry records those files' stamps too (:data:`SHARED_SOURCES`),
+  and an edit recompiles every function instead of loading stale code.
 
 Only nbloss's own dispatchers get this cache (``Dispatcher._cache``, the object that
 numba's ``enable_caching`` would set); numba itself is not patched. ``@overload``
@@ -34,6 +38,7 @@ implementations (:func:`overload_options`) are compiled in memory: they are comp
 part of a kernel that is itself cached, and a warm process never compiles them.
 """
 
+import functools
 import hashlib
 import os
 import pickle
@@ -256,6 +261,25 @@ class _IndexDataCacheFile(caching.IndexDataCacheFile):
         return pickle.loads(blob[start:])
 
 
+# files whose code numba compiles into the functions of other files: an edit of one makes
+# every cache entry stale (see the module's docstring)
+SHARED_SOURCES = ("_jit.py", "_math.py")
+
+
+@functools.lru_cache(maxsize=None)
+def _shared_sources_stamp():
+    """(modification time, size) of each file of :data:`SHARED_SOURCES`, as numba stamps a
+    function's own file; None for one that cannot be read."""
+    stamps = []
+    for name in SHARED_SOURCES:
+        try:
+            st = os.stat(os.path.join(os.path.dirname(os.path.abspath(__file__)), name))
+            stamps.append((st.st_mtime, st.st_size))
+        except OSError:
+            stamps.append(None)
+    return tuple(stamps)
+
+
 FORMAT = "nbloss-cache-1"
 _HEADER = FORMAT.encode() + b"\n"
 
@@ -273,7 +297,7 @@ class Cache(caching.FunctionCache):
         super().__init__(py_func)
         self._cache_file = _IndexDataCacheFile(
             cache_path=self._cache_path, filename_base=self._impl.filename_base,
-            source_stamp=self._impl.locator.get_source_stamp())
+            source_stamp=(self._impl.locator.get_source_stamp(), _shared_sources_stamp()))
 
     def load_overload(self, sig, target_context):
         try:
