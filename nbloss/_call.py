@@ -162,12 +162,6 @@ class Call:
         pass."""
         raise NotImplementedError
 
-    def loss_and_grad_each(self):
-        """One new array of shape ``(2,) + shape`` in the computation dtype: the weighted
-        losses in ``[0]`` and their gradient in ``[1]``, from one pass: a Dask chunk's
-        share of a 'none' value_and_grad, as one result."""
-        raise NotImplementedError
-
     def loss_sum(self, with_grad, scale):
         """(the float64 sum of the weighted losses, ``scale`` times the gradient in the
         broadcast shape or None) from one pass: a Dask chunk's share of a reduction. The

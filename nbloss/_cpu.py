@@ -1,9 +1,30 @@
-"""Parallel CPU kernels over flat contiguous buffers.
+"""CPU kernels (numba, serial and threaded) over flat contiguous buffers.
 
-Every kernel takes 1-D C-contiguous arrays of one length ``n`` (``a`` = input,
-``b`` = target, optional ``w`` = weight and ``go`` = upstream gradient, each may be
-float32 or float64; numba promotes mixed pairs as NumPy does) and scalars already in the
-computation dtype. Shapes, broadcasting, dtypes and validation live in ``_losses``.
+Every kernel takes 1-D C-contiguous arrays of one length ``n`` (``a`` = input, ``b`` =
+target, optional ``w`` = weight and ``upstream`` = upstream gradient; each may be float32
+or float64, numba promotes mixed pairs as NumPy does) and scalars already in the
+computation dtype: ``p`` (beta or delta), ``half`` = 0.5 and ``half_p`` = half * p. Shapes,
+broadcasting, dtypes and validation live in ``_host``. One loss kind's kernels
+(:class:`Kernels`), with x = a - b and the formulas of ``_math``:
+
+- ``loss_each(a, b, w, p, half, half_p, loss_out, grad_out)``: loss_out = w * loss(x);
+  and grad_out = w * dloss(x) in the same pass when grad_out is not None;
+- ``loss_sum(a, b, w, p, half, half_p, scale, grad_out)``: returns the float64
+  sum(w * loss(x)); and writes grad_out = scale * w * dloss(x) in the same pass when
+  grad_out is not None (with None, numba compiles a variant without the gradient and
+  ``scale`` is unused);
+- ``grad_each(a, b, w, upstream, p, scale, upstream_value, grad_out)``: grad_out =
+  scale * dloss(x) * (upstream_value * w * upstream), ``upstream_value`` a scalar;
+- ``hess_each(a, b, w, p, half, scale, hess_out)``: hess_out = scale * w * d2loss(x),
+  the Hessian's diagonal.
+
+``_cuda`` has the same kernels with the same names and arguments, with one difference: a
+CUDA kernel cannot return a value, so its ``loss_sum`` takes one more argument,
+``block_sums``, and writes there the float64 sum of each CUDA block's elements, which
+``_cuda.add_block_sums`` then adds.
+
+Optional arrays (``w``, ``upstream``, ``grad_out``) may be None: numba compiles that
+variant with the branch removed.
 
 Reductions are deterministic: the elements are cut into fixed blocks of ``BLOCK_BYTES`` of
 the widest operand (2048 float32 or 1024 float64 elements); each block's losses are summed
@@ -12,19 +33,16 @@ float32 runs of ``FLOAT32_RUN`` carried into float64), with no fastmath flag tha
 let LLVM reorder an addition, and the block sums are added left to right in float64.
 Nothing depends on how many threads ran the blocks, where the buffers are, how LLVM
 optimised or inlined the code, or whether numba compiled it or loaded it from its disk
-cache: results are bit-identical in every case.
-
-``forward_sum`` computes and sums a block's losses in one loop (``_block_loss_sum``);
-``fused_sum`` runs the same loop writing each element's gradient too: loss, gradient and
-reduction in one pass over memory, and the same sum as ``forward_sum``. A reduction
+cache: results are bit-identical in every case. ``loss_sum`` computes a block's losses,
+its gradient if asked, and their sum in one loop: one pass over memory. A reduction
 allocates one float64 per block (0.1% of the input's bytes): no N-sized temporary.
 
 Each kernel is compiled twice: threaded (``prange``) and serial (the same code with
 ``prange`` acting as ``range``), and the size in bytes picks one (:func:`kernels`).
+How the kernels are built, and the measurements behind each constant: ``docs/kernels.md``.
 """
 
 import math
-import types as pytypes
 from typing import NamedTuple
 
 from . import _tbb
@@ -32,94 +50,25 @@ from . import _tbb
 _tbb.load_tbb()  # before numba can choose its threading layer: TBB, not OpenMP
 
 import numpy as np  # noqa: E402
-from numba import prange, types  # noqa: E402
-from numba.core import cgutils  # noqa: E402
-from numba.extending import intrinsic, overload  # noqa: E402
+from numba import prange  # noqa: E402
 
 from . import _jit, _math  # noqa: E402
 # numba.njit, with a disk cache that a faulty or unwritable cache cannot break (_jit)
-from ._jit import njit  # noqa: E402
+from ._jit import njit, serial_twin, slice_or_none  # noqa: E402
 
-# bytes of the widest operand per reduction block: the block sums take 0.1% of the input's
-# bytes. Measured on 2 cores: 16 and 32 KB within noise of 8 KB ('mean' and fused).
+# Why each value, and the measurements behind it: docs/kernels.md, "Constants".
+# bytes of the widest operand per reduction block: the block sums take 0.1% of the input
 BLOCK_BYTES = 8192
-# below these many bytes per operand (elements times the computation dtype's size) the
-# serial kernels run: waking the thread pool (3-4 us with TBB on 2 cores) costs more than
-# the second core gains. Crossovers measured on 2 cores, serial and threaded kernels
-# interleaved in one process: the plain reduction near 90k float32 and 55k float64
-# elements, the elementwise and fused kernels near 60-75k float32 and 40k float64 (a
-# vector holds half as many float64 elements, so each costs about twice as much).
+# bytes per operand from which the threaded kernels run: below, waking the pool costs more
 PARALLEL_MIN_BYTES = 288 * 1024
+# the same for loss_sum without a gradient, which does less work per byte
 PARALLEL_MIN_BYTES_SUM = 384 * 1024
-# a block sum adds float32 losses in float32 over runs of this many elements, and the
-# run's sums in float64: converting every float32 loss to float64 (a lane shuffle and two
-# conversions per 16 elements) bound the loop. Each term of a run passes through 10
-# float32 roundings (8 in its lane, 2 folds), so a float32 result is the correctly
-# rounded sum or 1 ulp from it (tests/test_torch_parity.py).
+# float32 losses are added in float32 over runs of this many elements, each run's sum in float64
 FLOAT32_RUN = 512
-# a block sum's partial sums: 256 bytes of the loss's dtype (64 float32 or 32 float64
-# lanes, eight AVX2 or four AVX-512 registers: enough independent additions to hide the
-# adder's latency), folded pairwise into WIDE_LANES float64 sums after each run
+# a block sum's partial sums in the loss's dtype: enough independent additions to hide latency
 LANE_BYTES = 256
+# float64 sums the lanes are folded into after each run
 WIDE_LANES = 16
-
-
-# -- compilation ---------------------------------------------------------------------------
-
-_OPTIONS = _jit.OPTIONS
-_SUM_OPTIONS = _jit.NOALIAS_OPTIONS
-
-element = _math.compile_for(njit(**_OPTIONS))
-forward_at = element.forward_at
-loss_and_grad_at = element.loss_and_grad_at
-grad_at = element.grad_at
-hess_at = element.hess_at
-
-
-def _block_length(a, b, w):
-    """Elements per reduction block: ``BLOCK_BYTES`` of the widest operand."""
-
-
-@overload(_block_length, jit_options=_jit.overload_options(_OPTIONS))
-def _block_length_of_types(a, b, w):
-    # a compile-time constant of each signature: read from the arrays at run time
-    # (``a.itemsize``), the block length left the loops' trip counts unknown and the fused
-    # kernel ran 7-40% slower
-    length = min(block_length(str(t.dtype)) for t in (a, b, w) if isinstance(t, types.Array))
-    return lambda a, b, w: length
-
-
-def _part(x, lo, hi):
-    """x[lo:hi], or None when x is None."""
-
-
-@overload(_part, jit_options=_jit.overload_options(_OPTIONS))
-def _part_of_type(x, lo, hi):
-    # chosen by type: ``x[lo:hi] if x is not None else None`` is typed Optional(array) when
-    # x is an array, which the block loop would check at run time
-    if x is types.none:
-        return lambda x, lo, hi: None
-    return lambda x, lo, hi: x[lo:hi]
-
-
-def _constant_like(value):
-    """A jitted function of a float ``x`` that returns ``value`` in x's type, as a
-    compile-time constant."""
-    def constant_like(x):
-        """``value`` in the type of the float ``x``."""
-
-    @overload(constant_like, jit_options=_jit.overload_options(_OPTIONS))
-    def constant_of_type(x):
-        constant = np.dtype(str(x)).type(value)
-        return lambda x: constant
-
-    return constant_like
-
-
-# constants, not run-time values: the unweighted kernels' ``* t`` by 1 folds away
-# (``half + half`` cost one multiply per element)
-_one_like = _constant_like(1)
-_zero_like = _constant_like(0)
 
 
 def block_length(dtype):
@@ -132,52 +81,39 @@ def lane_count(dtype):
     return LANE_BYTES // np.dtype(dtype).itemsize
 
 
-def _stack_array(dtype, count):
-    """Code for an uninitialised 1-D array of ``count`` elements of numba type ``dtype``
-    on the stack: LLVM keeps such an array in vector registers, which it cannot do with
-    a heap array (``np.empty``)."""
-    arrty = types.Array(dtype, 1, "C")
-
-    def codegen(context, builder, sig, args):
-        item = context.get_data_type(dtype)
-        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(item))
-        array = context.make_array(arrty)(context, builder)
-        context.populate_array(array, data=cgutils.alloca_once(builder, item, size=count),
-                               shape=[context.get_constant(types.intp, count)],
-                               strides=[itemsize], itemsize=itemsize, meminfo=None)
-        return array._getvalue()
-
-    return arrty, codegen
-
-
-@intrinsic
-def _lane_array(typingctx, x):
-    """A block sum's lanes: ``lane_count`` elements of the float ``x``'s type, on the stack."""
-    arrty, codegen = _stack_array(x, lane_count(str(x)))
-    return arrty(x), codegen
-
-
-@intrinsic
-def _wide_array(typingctx):
-    """A block sum's ``WIDE_LANES`` float64 partial sums, on the stack."""
-    arrty, codegen = _stack_array(types.float64, WIDE_LANES)
-    return arrty(), codegen
-
-
-def _run_shape(x):
-    """(lanes, rows per run) of a block sum of losses of the float ``x``'s type: a run is
+def run_shape(dtype):
+    """(lanes, rows per run) of a block sum of losses of ``dtype``: a run is
     ``FLOAT32_RUN`` elements for float32, a whole block for float64."""
+    lanes = lane_count(dtype)
+    run = FLOAT32_RUN if dtype == np.float32 else block_length(np.float64)
+    return lanes, run // lanes
 
 
-@overload(_run_shape, jit_options=_jit.overload_options(_OPTIONS))
-def _run_shape_of_type(x):
-    lanes = lane_count(str(x))
-    run = FLOAT32_RUN if str(x) == "float32" else block_length(np.float64)
-    return lambda x: (lanes, run // lanes)
+# -- compilation ---------------------------------------------------------------------------
+
+_OPTIONS = _jit.OPTIONS
+_SUM_OPTIONS = _jit.NOALIAS_OPTIONS
+
+element = _math.compile_for(njit(**_OPTIONS))
+loss_at = element.loss_at
+grad_at = element.grad_at
+hess_at = element.hess_at
+
+# Compile-time constants of each signature (_jit.type_constant). The block length: read
+# from the arrays at run time, it left the loops' trip counts unknown (fused: 7-40% slower)
+_block_length = _jit.type_constant(
+    lambda a, b, w: min(block_length(d) for d in (a, b, w) if d is not None))
+# 1 and 0 in a float's dtype: the unweighted kernels' ``* t`` by 1 then folds away
+_one_like = _jit.type_constant(lambda dtype: dtype.type(1))
+_zero_like = _jit.type_constant(lambda dtype: dtype.type(0))
+_run_shape = _jit.type_constant(run_shape)
+# a block sum's lanes and float64 sums on the stack: LLVM keeps them in vector registers
+_lane_array = _jit.stack_array(lane_count)
+_wide_array = _jit.stack_array(lambda dtype: WIDE_LANES, np.float64)
 
 
 @njit(**_SUM_OPTIONS)
-def _block_loss_sum(kind, a, b, w, p, half, scale, grad_out, lo, hi):
+def _block_loss_sum(kind, a, b, w, p, half, half_p, scale, grad_out, lo, hi):
     """sum(w * loss(a - b)) over the block [lo, hi) as a float64; and grad_out =
     scale * w * dloss(a - b) there in the same loop when grad_out is not None.
 
@@ -193,14 +129,14 @@ def _block_loss_sum(kind, a, b, w, p, half, scale, grad_out, lo, hi):
     """
     # slices indexed from 0: numba then knows no index is negative, and the loop
     # vectorises (about 2.5x faster than indexing a[lo + m])
-    ab, bb, wb, gb = a[lo:hi], b[lo:hi], _part(w, lo, hi), _part(grad_out, lo, hi)
+    ab, bb = a[lo:hi], b[lo:hi]
+    wb, gb = slice_or_none(w, lo, hi), slice_or_none(grad_out, lo, hi)
     # a constant here, not an argument: the unweighted gradient's ``* t`` by it folds away
     one = _one_like(half)
     zero = _zero_like(half)
-    half_p = half * p
     lanes_count, rows_per_run = _run_shape(half)
     lanes = _lane_array(half)
-    wide = _wide_array()
+    wide = _wide_array(half)
     for k in range(WIDE_LANES):
         wide[k] = 0.0
     n = hi - lo
@@ -211,11 +147,10 @@ def _block_loss_sum(kind, a, b, w, p, half, scale, grad_out, lo, hi):
         # the run's own slices, indexed from 0 (see above)
         lo_run, hi_run = first * lanes_count, min(first + rows_per_run, rows) * lanes_count
         ar, br = ab[lo_run:hi_run], bb[lo_run:hi_run]
-        wr, gr = _part(wb, lo_run, hi_run), _part(gb, lo_run, hi_run)
+        wr, gr = slice_or_none(wb, lo_run, hi_run), slice_or_none(gb, lo_run, hi_run)
         for r in range(0, hi_run - lo_run, lanes_count):
             for k in range(lanes_count):
-                lanes[k] += loss_and_grad_at(kind, r + k, ar, br, wr, p, half, half_p, one,
-                                             scale, gr)
+                lanes[k] += loss_at(kind, r + k, ar, br, wr, p, half, half_p, one, scale, gr)
         h = lanes_count // 2
         while h >= WIDE_LANES:
             for k in range(h):
@@ -230,25 +165,25 @@ def _block_loss_sum(kind, a, b, w, p, half, scale, grad_out, lo, hi):
         h //= 2
     total = wide[0]
     done = rows * lanes_count
-    ar, br, wr, gr = ab[done:], bb[done:], _part(wb, done, n), _part(gb, done, n)
+    ar, br = ab[done:], bb[done:]
+    wr, gr = slice_or_none(wb, done, n), slice_or_none(gb, done, n)
     for m in range(n - done):
-        total += loss_and_grad_at(kind, m, ar, br, wr, p, half, half_p, one, scale, gr)
+        total += loss_at(kind, m, ar, br, wr, p, half, half_p, one, scale, gr)
     return total
 
 
 @njit(**_OPTIONS)
-def _block_loss_sum_wide(kind, a, b, w, p, half):
+def _block_loss_sum_wide(kind, a, b, w, p, half, half_p):
     """sum(w * loss(a - b)) with every term added in float64, in order."""
     one = _one_like(half)
-    half_p = half * p
     total = 0.0
     for m in range(a.size):
-        total += loss_and_grad_at(kind, m, a, b, w, p, half, half_p, one, one, None)
+        total += loss_at(kind, m, a, b, w, p, half, half_p, one, one, None)
     return total
 
 
 @njit(**_OPTIONS)
-def _total(kind, a, b, w, p, half, block_sums):
+def _total(kind, a, b, w, p, half, half_p, block_sums):
     """The block sums added left to right in float64. When the total is not finite, each
     block whose sum is not is summed again with every term in float64 first: float32
     lanes that overflow must not make the result inf where the float64 total is finite
@@ -264,27 +199,19 @@ def _total(kind, a, b, w, p, half, block_sums):
         s = block_sums[j]
         if not math.isfinite(s):
             lo, hi = j * block, min(a.size, (j + 1) * block)
-            s = _block_loss_sum_wide(kind, a[lo:hi], b[lo:hi], _part(w, lo, hi), p, half)
+            s = _block_loss_sum_wide(kind, a[lo:hi], b[lo:hi], slice_or_none(w, lo, hi), p,
+                                     half, half_p)
         total += s
     return total
 
 
-def _serial_clone(fn):
-    """``fn`` under another qualified name: numba's cache index ignores compile flags, so
-    a serial and a threaded dispatcher of one function would overwrite each other's
-    cache entries."""
-    serial = pytypes.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial",
-                                fn.__defaults__, fn.__closure__)
-    serial.__qualname__ = fn.__qualname__ + "_serial"
-    return serial
-
-
 class Kernels(NamedTuple):
-    forward_none: object
-    forward_sum: object
-    fused_sum: object
-    grad: object
-    hess: object
+    """One loss kind's kernels, compiled one way (serial or threaded); what each computes:
+    the module's docstring."""
+    loss_each: object
+    loss_sum: object
+    grad_each: object
+    hess_each: object
 
 
 class Variants(NamedTuple):
@@ -295,59 +222,44 @@ class Variants(NamedTuple):
 
 def _family(kind):
     """The kernels of one loss kind. ``spec`` is a compile-time constant of each of
-    them (numba freezes closure variables), so the branches on the kind fold away.
-    Optional arrays (``w``, ``go``, ``loss_out``, ``grad_out``) may be None: numba
-    compiles that variant with the branch removed."""
+    them (numba freezes closure variables), so the branches on the kind fold away."""
     spec = (kind, element.stamp)
 
-    def forward_none(a, b, w, p, half, loss_out, grad_out):
-        """loss_out = w * loss(a - b) and/or grad_out = w * dloss(a - b), one pass"""
+    def loss_each(a, b, w, p, half, half_p, loss_out, grad_out):
+        """loss_out = w * loss(a - b); and grad_out = w * dloss(a - b) in the same pass
+        when grad_out is not None"""
         k = spec[0]
         one = _one_like(half)
-        half_p = half * p
         for i in prange(a.size):
-            forward_at(k, i, a, b, w, p, half, half_p, one, loss_out, grad_out)
+            loss_out[i] = loss_at(k, i, a, b, w, p, half, half_p, one, one, grad_out)
 
-    def forward_sum(a, b, w, p, half):
-        """sum(w * loss(a - b)) in float64"""
+    def loss_sum(a, b, w, p, half, half_p, scale, grad_out):
+        """sum(w * loss(a - b)) in float64; and grad_out = scale * w * dloss(a - b) in
+        the same pass when grad_out is not None"""
         k = spec[0]
-        one = _one_like(half)
         n = a.size
         block = _block_length(a, b, w)
         block_sums = np.empty((n + block - 1) // block, np.float64)
         for j in prange(block_sums.size):
-            # no gradient to write: its scale (one) is unused
-            block_sums[j] = _block_loss_sum(k, a, b, w, p, half, one, None,
+            block_sums[j] = _block_loss_sum(k, a, b, w, p, half, half_p, scale, grad_out,
                                             j * block, min(n, (j + 1) * block))
-        return _total(k, a, b, w, p, half, block_sums)
+        return _total(k, a, b, w, p, half, half_p, block_sums)
 
-    def fused_sum(a, b, w, p, half, scale, grad_out):
-        """sum(w * loss(a - b)) in float64 and grad_out = scale * w * dloss(a - b), in one
-        pass"""
-        k = spec[0]
-        n = a.size
-        block = _block_length(a, b, w)
-        block_sums = np.empty((n + block - 1) // block, np.float64)
-        for j in prange(block_sums.size):
-            block_sums[j] = _block_loss_sum(k, a, b, w, p, half, scale,
-                                            grad_out, j * block, min(n, (j + 1) * block))
-        return _total(k, a, b, w, p, half, block_sums)
-
-    def grad(a, b, w, go, p, scale, g0, out):
-        """out = scale * dloss(a - b) * (g0 * w * go)"""
+    def grad_each(a, b, w, upstream, p, scale, upstream_value, grad_out):
+        """grad_out = scale * dloss(a - b) * (upstream_value * w * upstream)"""
         k = spec[0]
         for i in prange(a.size):
-            grad_at(k, i, a, b, w, go, p, scale, g0, out)
+            grad_at(k, i, a, b, w, upstream, p, scale, upstream_value, grad_out)
 
-    def hess(a, b, w, p, half, scale, out):
-        """out = scale * w * d2loss(a - b), the diagonal of the Hessian"""
+    def hess_each(a, b, w, p, half, scale, hess_out):
+        """hess_out = scale * w * d2loss(a - b), the diagonal of the Hessian"""
         k = spec[0]
         one = _one_like(half)
         for i in prange(a.size):
-            hess_at(k, i, a, b, w, p, scale, one, out)
+            hess_at(k, i, a, b, w, p, scale, one, hess_out)
 
-    fns = (forward_none, forward_sum, fused_sum, grad, hess)
-    serial = Kernels(*(njit(**_OPTIONS)(_serial_clone(f)) for f in fns))
+    fns = (loss_each, loss_sum, grad_each, hess_each)
+    serial = Kernels(*(njit(**_OPTIONS)(serial_twin(f)) for f in fns))
     # threaded: a fork waits for them; serial in a child where TBB is unusable (_tbb)
     parallel = Kernels(*(_tbb.fork_safe(njit(parallel=True, **_OPTIONS)(f), s)
                          for f, s in zip(fns, serial)))
@@ -360,6 +272,7 @@ FAMILIES = {kind: _family(kind) for kind in (_math.SMOOTH_L1, _math.HUBER, _math
 def kernels(kind, n, itemsize, sum_only=False):
     """The kernels to run over ``n`` elements of loss ``kind`` computed in a dtype of
     ``itemsize`` bytes: threaded from ``PARALLEL_MIN_BYTES`` per operand on
-    (``PARALLEL_MIN_BYTES_SUM`` for ``forward_sum``, ``sum_only``), serial below."""
+    (``PARALLEL_MIN_BYTES_SUM`` for ``loss_sum`` without a gradient, ``sum_only``),
+    serial below."""
     limit = PARALLEL_MIN_BYTES_SUM if sum_only else PARALLEL_MIN_BYTES
     return FAMILIES[kind][n * itemsize >= limit]

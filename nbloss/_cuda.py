@@ -1,17 +1,23 @@
 """CUDA kernels (numba.cuda) over flat contiguous device buffers.
 
 Imported only when a device array reaches nbloss: ``import nbloss`` never loads CUDA.
-The kernels take the same arguments as their ``_cpu`` twins (1-D C-contiguous arrays of
-one length, optional arrays as None, scalars in the computation dtype) and compute each
-element with the same ``_math`` formulas, compiled here as CUDA device functions, so an
-elementwise result is the CPU's to the bit.
+One loss kind's kernels (:class:`Kernels`) have the names and arguments of their ``_cpu``
+twins (1-D C-contiguous arrays of one length, optional arrays as None, scalars in the
+computation dtype; see ``_cpu``'s docstring for what each computes) and compute each
+element with the same ``_math`` functions, compiled here as CUDA device functions, so an
+elementwise result is the CPU's to the bit: ``loss_each``, ``loss_sum``, ``grad_each``,
+``hess_each``. One difference: a kernel cannot return a value, so ``loss_sum`` takes one
+more argument, ``block_sums`` (float64, one per block of the grid), and writes there the
+sum of each block's losses instead of returning their total; :func:`add_block_sums`
+then adds them.
 
 Every kernel is a grid-stride loop over a grid of at most ``MAX_BLOCKS`` blocks of
 ``THREADS`` threads. The grid depends on the element count alone, never on the GPU, and
 reductions are deterministic: each thread accumulates its elements in float64 in index
-order, each block sums its threads in a fixed tree (:func:`_block_sum`) into one partial,
-and a second kernel sums the partials in the same fixed way. No float atomics: the same
-input gives the same bits on every run and every GPU.
+order, each block sums its threads in a fixed tree (:func:`_block_sum`) into one block
+sum, and :func:`add_block_sums`, launched as one block, sums those in the same fixed way.
+No float atomics: the same input gives the same bits on every run and every GPU. (How
+the CPU and CUDA kernels are built: ``docs/kernels.md``.)
 """
 
 import math
@@ -21,8 +27,7 @@ from numba import config, cuda, float64
 from . import _math
 
 SIMULATOR = bool(config.ENABLE_CUDASIM)
-# warp shuffles on a GPU; the simulator has no warp intrinsics, so there the same tree
-# runs through shared memory (slower, same order of additions)
+# the simulator has no warp intrinsics: the same tree runs there through shared memory
 USE_SHUFFLE = not SIMULATOR
 # the simulator runs one OS thread per CUDA thread: a small grid keeps it usable
 THREADS = 64 if SIMULATOR else 256
@@ -33,8 +38,7 @@ FULL_MASK = 0xFFFFFFFF
 _OPTIONS = dict(cache=not SIMULATOR, fastmath=False)
 
 element = _math.compile_for(cuda.jit(device=True))
-forward_at = element.forward_at
-loss_and_grad_at = element.loss_and_grad_at
+loss_at = element.loss_at
 grad_at = element.grad_at
 hess_at = element.hess_at
 
@@ -97,19 +101,19 @@ def _block_sum(acc, shared):
 
 
 @cuda.jit(**_OPTIONS)
-def finish_sum(partials, count, divisor, out):
-    """``out[0] = sum(partials[:count]) / divisor`` (1 for 'sum', N for 'mean', 0 gives
-    NaN: the mean of nothing); launched as one block."""
+def add_block_sums(block_sums, count, divisor, out):
+    """``out[0] = sum(block_sums[:count]) / divisor`` (1 for 'sum', N for 'mean', 0 gives
+    NaN: the mean of nothing), the block sums of ``loss_sum``; launched as one block."""
     shared = cuda.shared.array(THREADS, float64)
     acc = float64(0)
     for j in range(cuda.threadIdx.x, count, cuda.blockDim.x):
-        acc += partials[j]
+        acc += block_sums[j]
     acc = _block_sum(acc, shared)
     if cuda.threadIdx.x == 0:
         out[0] = acc / divisor if divisor != 0 else math.nan
 
 
-# -- broadcasting helpers, for the API layer ----------------------------------------------
+# -- broadcasting and upstream helpers, for _device ----------------------------------------
 
 @cuda.jit(device=True)
 def _offset(r, shape, strides):
@@ -133,6 +137,17 @@ def expand(src, shape, strides, out):
 def fill(out, value):
     for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
         out[i] = value
+
+
+@cuda.jit(**_OPTIONS)
+def multiply(full, upstream, upstream_value, out):
+    """``out = full * upstream_value * upstream`` (``upstream`` may be None): a saved
+    gradient times the upstream gradient, as the host's ``full * grad_output``."""
+    for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        v = full[i] * upstream_value
+        if upstream is not None:
+            v = v * upstream[i]
+        out[i] = v
 
 
 @cuda.jit(**_OPTIONS)
@@ -173,43 +188,45 @@ class Kernels:
     def __init__(self, kind):
         spec = (kind, element.stamp)  # compile-time constants of every kernel below
 
-        def forward_none(a, b, w, p, half, half_p, loss_out, grad_out):
-            """loss_out = w * loss(a - b) and/or grad_out = w * dloss(a - b), one pass"""
+        def loss_each(a, b, w, p, half, half_p, loss_out, grad_out):
+            """loss_out = w * loss(a - b); and grad_out = w * dloss(a - b) in the same
+            pass when grad_out is not None"""
             k = spec[0]
             one = half + half
             for i in range(cuda.grid(1), a.size, cuda.gridsize(1)):
-                forward_at(k, i, a, b, w, p, half, half_p, one, loss_out, grad_out)
+                loss_out[i] = loss_at(k, i, a, b, w, p, half, half_p, one, one, grad_out)
 
-        def forward_partials(a, b, w, p, half, half_p, scale, grad_out, partials):
-            """partials[block] = float64 sum of w * loss(a - b) over the block's elements
-            and, when grad_out is given, grad_out = scale * w * dloss(a - b), one pass"""
+        def loss_sum(a, b, w, p, half, half_p, scale, grad_out, block_sums):
+            """block_sums[block] = float64 sum of w * loss(a - b) over the block's elements;
+            and grad_out = scale * w * dloss(a - b) in the same pass when grad_out is not
+            None"""
             k = spec[0]
             one = half + half
             shared = cuda.shared.array(THREADS, float64)
             acc = float64(0)
             for i in range(cuda.grid(1), a.size, cuda.gridsize(1)):
-                acc += loss_and_grad_at(k, i, a, b, w, p, half, half_p, one, scale, grad_out)
+                acc += loss_at(k, i, a, b, w, p, half, half_p, one, scale, grad_out)
             acc = _block_sum(acc, shared)
             if cuda.threadIdx.x == 0:
-                partials[cuda.blockIdx.x] = acc
+                block_sums[cuda.blockIdx.x] = acc
 
-        def grad(a, b, w, go, p, scale, g0, out):
-            """out = scale * dloss(a - b) * (g0 * w * go)"""
+        def grad_each(a, b, w, upstream, p, scale, upstream_value, grad_out):
+            """grad_out = scale * dloss(a - b) * (upstream_value * w * upstream)"""
             k = spec[0]
             for i in range(cuda.grid(1), a.size, cuda.gridsize(1)):
-                grad_at(k, i, a, b, w, go, p, scale, g0, out)
+                grad_at(k, i, a, b, w, upstream, p, scale, upstream_value, grad_out)
 
-        def hess(a, b, w, p, half, scale, out):
-            """out = scale * w * d2loss(a - b), the diagonal of the Hessian"""
+        def hess_each(a, b, w, p, half, scale, hess_out):
+            """hess_out = scale * w * d2loss(a - b), the diagonal of the Hessian"""
             k = spec[0]
             one = half + half
             for i in range(cuda.grid(1), a.size, cuda.gridsize(1)):
-                hess_at(k, i, a, b, w, p, scale, one, out)
+                hess_at(k, i, a, b, w, p, scale, one, hess_out)
 
-        self.forward_none = cuda.jit(**_OPTIONS)(forward_none)
-        self.forward_partials = cuda.jit(**_OPTIONS)(forward_partials)
-        self.grad = cuda.jit(**_OPTIONS)(grad)
-        self.hess = cuda.jit(**_OPTIONS)(hess)
+        self.loss_each = cuda.jit(**_OPTIONS)(loss_each)
+        self.loss_sum = cuda.jit(**_OPTIONS)(loss_sum)
+        self.grad_each = cuda.jit(**_OPTIONS)(grad_each)
+        self.hess_each = cuda.jit(**_OPTIONS)(hess_each)
 
 
 FAMILIES = {kind: Kernels(kind) for kind in (_math.SMOOTH_L1, _math.HUBER, _math.L1)}

@@ -93,20 +93,22 @@ def _chunk_call(a, b, w, upstream, spec, reduction):
 
 
 def _chunk_elementwise(a, b, w=None, upstream=None, *, spec, reduction, op, scale):
-    """One chunk of an elementwise result: 'loss', 'grad', 'hess', or 'loss_and_grad'
-    (the loss and the gradient from one fused pass, stacked along a new first axis in the
-    computation dtype)."""
+    """One chunk of an elementwise result: 'loss', 'grad' or 'hess'."""
     call = _chunk_call(a, b, w, upstream, spec, reduction)
-    like = _first_array(a, b, w, upstream)
-    if op == "loss_and_grad":
-        return _as_chunk(call.loss_and_grad_each(), like)
     if op == "loss":
         result = call.loss()
     elif op == "hess":
         result = call.hess_full(scale=scale)
     else:
         result = call.grad_full(scale=scale)
-    return _as_chunk(result, like)
+    return _as_chunk(result, _first_array(a, b, w, upstream))
+
+
+def _chunk_loss_and_grad(a, b, w=None, upstream=None, *, spec):
+    """(the chunk's losses, their gradient) from one fused pass, in the chunk type."""
+    like = _first_array(a, b, w)
+    value, grad = _chunk_call(a, b, w, None, spec, "none").value_and_grad_full()
+    return _as_chunk(value, like), _as_chunk(grad, like)
 
 
 def _chunk_loss_sum(a, b, w=None, upstream=None, *, spec, scale, with_grad, ndim):
@@ -306,18 +308,11 @@ class DaskCall(_call.Call):
         _no_out(out)
         if self.reduction != "none":
             return self._loss_sum(with_grad=True)
-        # one task per chunk: loss and gradient stacked, then split (both halves come
-        # from the same task, so computing them together reads each chunk once)
-        ndim = len(self.shape)
-        both = self._map(_chunk_elementwise, self.dtype, spec=self.spec, reduction="none",
-                         op="loss_and_grad", scale=None, new_axis=0,
-                         chunks=((2,),) + self.chunks, meta=self._meta(self.dtype, ndim + 1))
-        return both[0].astype(self.out_dtype, copy=False), both[1]
+        # one task per chunk, its result the pair (losses, gradient): see _loss_sum
+        pairs = self._map(_chunk_loss_and_grad, object, spec=self.spec,
+                          meta=np.empty((0,) * len(self.shape), object))
+        return (da.map_blocks(_first, pairs, dtype=self.out_dtype, meta=self._meta(self.out_dtype)),
+                da.map_blocks(_second, pairs, dtype=self.dtype, meta=self._meta(self.dtype)))
 
-    # what a chunk's call provides for the methods above; a Dask call is no chunk itself
-
-    def loss_sum(self, with_grad, scale):  # pragma: no cover
+    def loss_sum(self, with_grad, scale):  # pragma: no cover - a chunk's call provides it
         raise TypeError("loss_sum is run on a Dask array's chunks, not on the array")
-
-    def loss_and_grad_each(self):  # pragma: no cover
-        raise TypeError("loss_and_grad_each is run on a Dask array's chunks, not on the array")

@@ -289,11 +289,6 @@ class DeviceCall(_call.Call):
             return value, gbuf
         return self._loss_sum(gbuf.reshape(self.n)), gbuf
 
-    def loss_and_grad_each(self):
-        both = self._empty((2,) + self.shape, self.dtype)
-        self._loss_each(both[0], both[1])
-        return both
-
     def loss_sum(self, with_grad, scale):
         grad = self._empty(self.shape, self.dtype) if with_grad else None
         total = self._loss_sum(None if grad is None else grad.reshape(self.n), scale=scale,

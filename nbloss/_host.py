@@ -202,11 +202,6 @@ class HostCall(_call.Call):
         total = self._loss_sum(gbuf)
         return _call.total_to_result(total, self.n, self.reduction, self.out_dtype), gbuf
 
-    def loss_and_grad_each(self):
-        both = np.empty((2,) + self.shape, self.dtype)
-        self._loss_each(both[0], both[1])
-        return both
-
     def loss_sum(self, with_grad, scale):
         if not with_grad:
             return self._loss_sum(), None

@@ -1,8 +1,14 @@
-"""How nbloss's CPU functions are compiled and cached.
+"""How nbloss's CPU functions are compiled and cached, and the numba tools its kernels use.
 
 The options every kernel is compiled with are :data:`OPTIONS` (:data:`NOALIAS_OPTIONS`
-for the block sums). Every numba function of ``_cpu`` (and of ``_math``, compiled by
-``_cpu``) is made by :func:`njit`: ``numba.njit`` with the given options, except that ``cache=True`` installs
+for the block sums). The kernels' compile-time tools are generic, each one line at its
+use in ``_cpu``: :func:`type_constant` (a constant computed from the arguments' dtypes),
+:func:`slice_or_none`, :func:`stack_array` (an array in registers) and
+:func:`serial_twin` (a serial and a threaded dispatcher of one function). How the kernels
+are built and tuned: ``docs/kernels.md``.
+
+Every numba function of ``_cpu`` (and of ``_math``, compiled by ``_cpu``) is made by
+:func:`njit`: ``numba.njit`` with the given options, except that ``cache=True`` installs
 :class:`Cache`, a ``numba.core.caching.FunctionCache`` that a faulty disk cache cannot
 break:
 
@@ -20,7 +26,11 @@ break:
   treats an entry that fails to load as missing, recompiles the function, rewrites the
   entry (the next process loads it cleanly) and warns once per process;
 - a cache that cannot be written (disk full, permissions changed after start-up): the
-  compiled function is used from memory, with one warning per process.
+  compiled function is used from memory, with one warning per process;
+- an edit of ``_math.py`` or of this file: numba checks only a function's own file for
+  changes, but a ``_cpu`` function also holds the element functions and the tools
+  compiled into it, so each entry records those files' stamps too (:data:`SHARED_SOURCES`),
+  and an edit recompiles every function instead of loading stale code.
 
 Only nbloss's own dispatchers get this cache (``Dispatcher._cache``, the object that
 numba's ``enable_caching`` would set); numba itself is not patched. ``@overload``
@@ -28,24 +38,30 @@ implementations (:func:`overload_options`) are compiled in memory: they are comp
 part of a kernel that is itself cached, and a warm process never compiles them.
 """
 
+import functools
 import hashlib
 import os
 import pickle
+import types as pytypes
 import warnings
 
 import numba
-from numba.core import caching
+import numpy as np
+from numba import types
+from numba.core import caching, cgutils
 from numba.core.compiler import CompilerBase, DefaultPassBuilder
+from numba.extending import intrinsic, overload
+from numba.np.numpy_support import as_dtype, from_dtype
 
-from . import CacheWarning
+from ._validate import CacheWarning
 
 
 class NoAliasCompiler(CompilerBase):
     """numba's nopython pipeline, with LLVM told that no array argument overlaps another
     (``noalias`` on each data pointer): without it a runtime alias check guards each
-    vectorised loop that writes, and the fused block sum ran 8-17% slower. nbloss's
-    kernels can promise it: ``out=`` may not share memory with an input (``_validate``),
-    and every other output is freshly allocated."""
+    vectorised loop that writes (the fused block sum ran 8-17% slower, ``docs/kernels.md``).
+    nbloss's kernels can promise it: ``out=`` may not share memory with an input
+    (``_validate``), and every other output is freshly allocated."""
 
     def define_pipelines(self):
         self.state.flags.noalias = True
@@ -88,6 +104,87 @@ def overload_options(options):
     """``jit_options`` for ``numba.extending.overload``: ``options`` without the disk
     cache (see the module's docstring)."""
     return {key: value for key, value in options.items() if key != "cache"}
+
+
+# -- tools for jitted code ----------------------------------------------------------------
+
+def _dtype_of(t):
+    """The NumPy dtype of a numba type: an array's dtype, a scalar's own, None for None."""
+    if isinstance(t, types.NoneType):
+        return None
+    return as_dtype(t.dtype if isinstance(t, types.Array) else t)
+
+
+def type_constant(value_of):
+    """A function for jitted code, ``f(*args)``, whose result is the compile-time constant
+    ``value_of(*dtypes)``, ``dtypes`` being the NumPy dtypes of the arguments' types (an
+    array's dtype, a float scalar's dtype, None for None): one value per signature, which
+    LLVM folds into the code that uses it. Called from Python, ``f`` computes the same
+    from the arguments' values."""
+
+    def constant(*args):
+        return value_of(*(None if x is None else np.asarray(x).dtype for x in args))
+
+    @overload(constant, jit_options=overload_options(OPTIONS))
+    def constant_of_types(*args):
+        if len(args) == 1 and isinstance(args[0], types.StarArgTuple):
+            args = args[0].types
+        value = value_of(*(_dtype_of(t) for t in args))
+        return lambda *args: value
+
+    return constant
+
+
+def slice_or_none(x, lo, hi):
+    """``x[lo:hi]``, or None when ``x`` is None."""
+    return None if x is None else x[lo:hi]
+
+
+@overload(slice_or_none, jit_options=overload_options(OPTIONS))
+def _slice_or_none_of_type(x, lo, hi):
+    # chosen by type: ``x[lo:hi] if x is not None else None`` is typed Optional(array) when
+    # x is an array, which a loop over blocks would check at run time
+    if isinstance(x, types.NoneType):
+        return lambda x, lo, hi: None
+    return lambda x, lo, hi: x[lo:hi]
+
+
+def stack_array(length_of, dtype=None):
+    """An intrinsic for jitted code: ``f(x)``, for a float ``x`` of dtype ``dt``, is an
+    uninitialised 1-D C-contiguous array of ``length_of(dt)`` elements of ``dtype`` (of
+    ``dt`` when None), on the stack. LLVM keeps such an array in vector registers, which
+    it cannot do with a heap array (``np.empty``)."""
+
+    @intrinsic
+    def array_on_stack(typingctx, x):
+        dt = as_dtype(x)
+        item = x if dtype is None else from_dtype(np.dtype(dtype))
+        count = int(length_of(dt))
+        arrty = types.Array(item, 1, "C")
+
+        def codegen(context, builder, sig, args):
+            data_type = context.get_data_type(item)
+            itemsize = context.get_constant(types.intp, context.get_abi_sizeof(data_type))
+            array = context.make_array(arrty)(context, builder)
+            context.populate_array(array,
+                                   data=cgutils.alloca_once(builder, data_type, size=count),
+                                   shape=[context.get_constant(types.intp, count)],
+                                   strides=[itemsize], itemsize=itemsize, meminfo=None)
+            return array._getvalue()
+
+        return arrty(x), codegen
+
+    return array_on_stack
+
+
+def serial_twin(fn):
+    """``fn`` under another qualified name (``<name>_serial``), to compile serially beside
+    a threaded dispatcher of ``fn``: numba's cache index ignores compile flags, so two
+    dispatchers of one function would overwrite each other's cache entries."""
+    serial = pytypes.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial",
+                                  fn.__defaults__, fn.__closure__)
+    serial.__qualname__ = fn.__qualname__ + "_serial"
+    return serial
 
 
 def _cache_locations(fn):
@@ -164,6 +261,25 @@ class _IndexDataCacheFile(caching.IndexDataCacheFile):
         return pickle.loads(blob[start:])
 
 
+# files whose code numba compiles into the functions of other files: an edit of one makes
+# every cache entry stale (see the module's docstring)
+SHARED_SOURCES = ("_jit.py", "_math.py")
+
+
+@functools.lru_cache(maxsize=None)
+def _shared_sources_stamp():
+    """(modification time, size) of each file of :data:`SHARED_SOURCES`, as numba stamps a
+    function's own file; None for one that cannot be read."""
+    stamps = []
+    for name in SHARED_SOURCES:
+        try:
+            st = os.stat(os.path.join(os.path.dirname(os.path.abspath(__file__)), name))
+            stamps.append((st.st_mtime, st.st_size))
+        except OSError:
+            stamps.append(None)
+    return tuple(stamps)
+
+
 FORMAT = "nbloss-cache-1"
 _HEADER = FORMAT.encode() + b"\n"
 
@@ -181,7 +297,7 @@ class Cache(caching.FunctionCache):
         super().__init__(py_func)
         self._cache_file = _IndexDataCacheFile(
             cache_path=self._cache_path, filename_base=self._impl.filename_base,
-            source_stamp=self._impl.locator.get_source_stamp())
+            source_stamp=(self._impl.locator.get_source_stamp(), _shared_sources_stamp()))
 
     def load_overload(self, sig, target_context):
         try:

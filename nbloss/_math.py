@@ -86,13 +86,14 @@ def d2loss(kind, x, p, scale, t):
     return h
 
 
-# -- one element of each elementwise kernel ------------------------------------------------
+# -- one element of each kernel -------------------------------------------------------------
 # Both backends loop over these (``prange`` on the CPU, a grid-stride loop on CUDA). ``a``,
-# ``b`` and the optional (None) ``w``, ``go`` and outputs are flat arrays; ``i`` the index.
+# ``b`` and the optional (None) ``w``, ``upstream`` and ``grad_out`` are flat arrays; ``i``
+# the index; ``one`` is 1 in the computation dtype.
 
-def loss_and_grad_at(kind, i, a, b, w, p, half, half_p, one, scale, grad_out):
+def loss_at(kind, i, a, b, w, p, half, half_p, one, scale, grad_out):
     """w[i] * loss(x), x = a[i] - b[i]; and grad_out[i] = scale * w[i] * dloss(x) when
-    grad_out is given: one element of a fused loss and gradient."""
+    grad_out is not None: one element of ``loss_each`` and ``loss_sum``."""
     x = a[i] - b[i]
     t = one
     if w is not None:
@@ -105,33 +106,25 @@ def loss_and_grad_at(kind, i, a, b, w, p, half, half_p, one, scale, grad_out):
     return v
 
 
-def forward_at(kind, i, a, b, w, p, half, half_p, one, loss_out, grad_out):
-    """loss_out[i] = w * loss(x) and/or grad_out[i] = w * dloss(x), x = a[i] - b[i]."""
-    v = loss_and_grad_at(kind, i, a, b, w, p, half, half_p, one, one, grad_out)
-    if loss_out is not None:
-        loss_out[i] = v
-
-
-def grad_at(kind, i, a, b, w, go, p, scale, g0, out):
-    """out[i] = scale * dloss(a[i] - b[i]) * (g0 * w[i] * go[i])."""
-    t = g0
+def grad_at(kind, i, a, b, w, upstream, p, scale, upstream_value, grad_out):
+    """grad_out[i] = scale * dloss(a[i] - b[i]) * (upstream_value * w[i] * upstream[i])."""
+    t = upstream_value
     if w is not None:
         t = t * w[i]
-    if go is not None:
-        t = t * go[i]
-    out[i] = dloss(kind, a[i] - b[i], p, scale, t)
+    if upstream is not None:
+        t = t * upstream[i]
+    grad_out[i] = dloss(kind, a[i] - b[i], p, scale, t)
 
 
-def hess_at(kind, i, a, b, w, p, scale, one, out):
-    """out[i] = scale * w[i] * d2loss(a[i] - b[i])."""
+def hess_at(kind, i, a, b, w, p, scale, one, hess_out):
+    """hess_out[i] = scale * w[i] * d2loss(a[i] - b[i])."""
     t = one
     if w is not None:
         t = w[i]
-    out[i] = d2loss(kind, a[i] - b[i], p, scale, t)
+    hess_out[i] = d2loss(kind, a[i] - b[i], p, scale, t)
 
 
-ELEMENT_FUNCTIONS = ("loss", "dloss", "d2loss", "loss_and_grad_at", "forward_at", "grad_at",
-                     "hess_at")
+ELEMENT_FUNCTIONS = ("loss", "dloss", "d2loss", "loss_at", "grad_at", "hess_at")
 
 
 def compile_for(jit):

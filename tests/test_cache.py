@@ -33,7 +33,7 @@ with warnings.catch_warnings(record=True) as caught:
         b = rng.standard_normal(n).astype(np.float32)
         results += nbloss.huber_loss_value_and_grad(a, b, 1.5, "sum")
 family = _cpu.FAMILIES[_math.HUBER]
-kernels = (family.serial.fused_sum, family.parallel.fused_sum.__wrapped__)
+kernels = (family.serial.loss_sum, family.parallel.loss_sum.__wrapped__)
 print(json.dumps({
     "digest": hashlib.sha256(b"".join(np.asarray(r).tobytes() for r in results)).hexdigest(),
     "warnings": [[w.category.__name__, str(w.message)] for w in caught],
@@ -158,3 +158,41 @@ def test_a_failed_cache_write_keeps_the_kernel_in_memory_with_one_warning(tmp_pa
                                    NUMBA_CACHE_DIR=tmp_path / "cache"))
     assert len(caught) == 1 and caught[0][0] == "CacheWarning", caught
     assert "could not write" in caught[0][1] and "NUMBA_CACHE_DIR" in caught[0][1]
+
+
+EDITED = """
+import json, sys
+sys.path.insert(0, sys.argv[1])  # a copy of the package
+import numpy as np
+import nbloss
+from nbloss import _cpu, _math
+a = np.arange(10.0)
+total = nbloss.smooth_l1_loss(a, np.zeros(10), 0.0, "sum")  # L1: sum(|a|), a block sum
+kernel = _cpu.FAMILIES[_math.L1].serial.loss_sum
+print(json.dumps([float(total), sum(kernel.stats.cache_hits.values())]))
+"""
+
+
+def test_an_edit_of_math_or_jit_recompiles_what_uses_them(tmp_path):
+    """numba checks only a function's own file for changes; the block sum (in _cpu.py)
+    holds _math's element functions and _jit's tools, so an edit of either recompiles it
+    and the kernels, instead of loading the stale block sum from the cache (the sum
+    stayed sum(|a|) after the edit)."""
+    copy = tmp_path / "site"
+    shutil.copytree(PACKAGE, copy / "nbloss", ignore=shutil.ignore_patterns("__pycache__"))
+    cache = tmp_path / "cache"
+
+    def result():
+        return json.loads(run_python(EDITED, str(copy), timeout=300, NUMBA_CACHE_DIR=cache))
+
+    assert result() == [45.0, 0]
+    assert result() == [45.0, 1]  # loaded from the cache
+    math_py = copy / "nbloss" / "_math.py"
+    source = math_py.read_text()
+    assert source.count("\n    return z\n") == 1
+    math_py.write_text(source.replace("\n    return z\n", "\n    return z + z\n"))
+    assert result() == [90.0, 0]
+    assert result() == [90.0, 1]
+    jit_py = copy / "nbloss" / "_jit.py"
+    jit_py.write_text(jit_py.read_text() + "# edited\n")
+    assert result() == [90.0, 0]

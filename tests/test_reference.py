@@ -140,7 +140,7 @@ def test_common_case_shortcut_equals_the_general_path(name, reduction, n):
                                     (np.float32, np.float64, np.float32),
                                     (np.float64, np.float64, np.float32),
                                     (np.float32, np.float32, np.float64)])
-def test_fused_sum_matches_the_plain_sum_on_every_block_remainder(dtypes):
+def test_value_and_grad_sum_matches_the_plain_sum_on_every_block_remainder(dtypes):
     """value_and_grad's value and the plain loss sum the same float64 terms, in orders that
     may differ (two loops, vectorised separately): each within the sum's rounding of the
     exact sum."""

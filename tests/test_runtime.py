@@ -29,7 +29,7 @@ def test_kernels_are_cached_on_disk(tmp_path):
 import numpy as np, nbloss, json
 from nbloss import _cpu, _math
 nbloss.huber_loss_value_and_grad(np.ones(10), np.zeros(10))
-d = _cpu.FAMILIES[_math.HUBER].serial.fused_sum
+d = _cpu.FAMILIES[_math.HUBER].serial.loss_sum
 print(json.dumps([sum(d.stats.cache_hits.values()), sum(d.stats.cache_misses.values())]))
 """
     first = json.loads(run_python(code, NUMBA_CACHE_DIR=tmp_path))

@@ -22,7 +22,7 @@ for dtype in (np.float32, np.float64):
             (nbloss.smooth_l1_loss, nbloss.smooth_l1_loss_grad, nbloss.smooth_l1_loss_value_and_grad, _math.SMOOTH_L1),
             (nbloss.huber_loss, nbloss.huber_loss_grad, nbloss.huber_loss_value_and_grad, _math.HUBER)):
         loss(a, b, 0.5, "none"); loss(a, b, 0.5, "sum"); vg(a, b, 0.5); grad(a, b, 0.5)
-        for name in ("forward_none", "forward_sum", "fused_sum", "grad"):
+        for name in ("loss_each", "loss_sum", "grad_each"):
             kernel = getattr(_cpu.FAMILIES[kind].serial, name)
             for sig in kernel.signatures:
                 if sig[0].dtype.name != np.dtype(dtype).name:
