@@ -49,6 +49,23 @@ def test_criterion_backward_returns_arrays_the_caller_owns(cls, name, param, red
             assert not np.shares_memory(gi2, gt2)
 
 
+@pytest.mark.parametrize("cls,name,param", CRITERIA)
+@pytest.mark.parametrize("reduction", RED)
+def test_criterion_backward_is_of_what_the_forward_saw(cls, name, param, reduction):
+    """backward(g) multiplies the gradient the forward saved, as torch's autograd does: an
+    in-place step on input between forward and backward does not change it; and it is the
+    functional backward of the forward's data to the bit."""
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal(50).astype(np.float32) * 2, rng.standard_normal(50).astype(np.float32)
+    go = np.float32(3.0) if reduction != "none" else rng.standard_normal(50).astype(np.float32)
+    want = getattr(nbloss, f"{name}_loss_backward")(go, a, b, 0.7, reduction)
+    crit = cls(reduction=reduction, **{param: 0.7})
+    crit(a, b)
+    a += 1.0  # an optimiser's step, in place
+    for got, expected in zip(crit.backward(go), want):
+        np.testing.assert_array_equal(got, expected)
+
+
 # -- every public entry point, one way to call each ------------------------------------------
 
 FUNCS = {name: (getattr(nbloss, f"{name}_loss"), getattr(nbloss, f"{name}_loss_grad"),
