@@ -56,6 +56,13 @@ class LossSpec(NamedTuple):
         return scalars(self.loss, self.param, dtype)
 
 
+@functools.lru_cache(maxsize=256)
+def loss_spec(loss, param):
+    """``LossSpec(loss, param)``, cached: a call makes one, and looking it up costs half
+    of making it."""
+    return LossSpec(loss, param)
+
+
 @functools.lru_cache(maxsize=64)
 def reduction_scale(dtype, n, mean):
     """1/N in ``dtype`` for 'mean' (N > 0), else 1: the reduction's factor on each

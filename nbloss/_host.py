@@ -18,14 +18,20 @@ from . import _call, _cpu
 from . import _validate as v
 
 _FLOAT32, _FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
+_REDUCTIONS = frozenset(v.REDUCTIONS)
+_OPERAND_NAMES = ("input", "target", "weight")
 
 
 class _Plan(NamedTuple):
     """What a host call runs, fixed by its loss, parameter, dtype, size and reduction:
-    the kernel scalars, the reduction's factor on each gradient element (``scale``), and
-    the ``_cpu`` kernels of the loss's kind for this size and dtype (``sum_kernels``: for
-    a ``loss_sum`` without gradient, whose threading threshold is higher)."""
-    scalars: _call.Scalars
+    the kernel scalars (``_call.Scalars``), the reduction's factor on each gradient
+    element (``scale``), and the ``_cpu`` kernels of the loss's kind for this size and
+    dtype (``sum_kernels``: for a ``loss_sum`` without gradient, whose threading
+    threshold is higher). Flat, not nested: each attribute lookup costs a small call."""
+    p: np.floating
+    half: np.floating
+    half_p: np.floating
+    one: np.floating
     scale: np.floating
     kernels: _cpu.Kernels
     sum_kernels: _cpu.Kernels
@@ -35,19 +41,11 @@ class _Plan(NamedTuple):
 def _plan(spec, dtype, n, reduction):
     """The :class:`_Plan` of a host call; cached: looking its parts up one by one costs
     about 0.4 us a call, a sixth of a small call's handling."""
-    scalars = spec.scalars(dtype)
-    return _Plan(scalars, _call.reduction_scale(dtype, n, reduction == "mean"),
-                 _cpu.kernels(scalars.kind, n, dtype.itemsize),
-                 _cpu.kernels(scalars.kind, n, dtype.itemsize, sum_only=True))
-
-
-def _same_float_arrays(input, target):
-    """Two ndarrays of one float32/float64 dtype and one shape: the common case, which
-    needs no normalisation. (NumPy's native float dtypes are singletons, so ``is``
-    suffices; any other dtype object takes the general path.)"""
-    return (type(input) is np.ndarray and type(target) is np.ndarray
-            and (input.dtype is _FLOAT32 or input.dtype is _FLOAT64)
-            and target.dtype is input.dtype and input.shape == target.shape)
+    s = spec.scalars(dtype)
+    return _Plan(s.p, s.half, s.half_p, s.one,
+                 _call.reduction_scale(dtype, n, reduction == "mean"),
+                 _cpu.kernels(s.kind, n, dtype.itemsize),
+                 _cpu.kernels(s.kind, n, dtype.itemsize, sum_only=True))
 
 
 def _flat(buf):
@@ -59,7 +57,8 @@ class HostCall(_call.Call):
     """One call's operands as the ``_cpu`` kernels read them: ``a`` (input), ``b``
     (target) and ``w`` (weight, or None), flat, C-contiguous, of the broadcast shape's
     element count, in the computation dtype (a float32 operand beside a float64 one
-    stays float32: the kernels widen each element exactly)."""
+    stays float32: the kernels widen each element exactly); ``sources``: the caller's
+    input, target (and weight) arrays, which ``out=`` may not overlap."""
 
     __slots__ = ("spec", "reduction", "dtype", "out_dtype", "shape", "input_shape",
                  "target_shape", "n", "a", "b", "w", "sources", "plan", "upstream",
@@ -67,21 +66,28 @@ class HostCall(_call.Call):
 
     def __init__(self, input, target, spec, reduction, weight=None, warn_shapes=True):
         self.spec = spec
-        self.reduction = v.check_reduction(reduction)
-        if weight is None and _same_float_arrays(input, target):
-            # at 1e3 elements the general path below costs several times the kernel
-            self.dtype = self.out_dtype = input.dtype
+        if not (type(reduction) is str and reduction in _REDUCTIONS):
+            reduction = v.check_reduction(reduction)  # raises, or maps torch's old name
+        self.reduction = reduction
+        # two ndarrays of one float32/float64 dtype and shape, the common case, need no
+        # conversion: at 1e3 elements _normalise costs several times the kernel. (NumPy's
+        # native float dtypes are singletons, so ``is`` suffices: any other dtype object,
+        # the other byte order say, takes the general path.)
+        dtype = input.dtype if type(input) is np.ndarray else None
+        if (weight is None and type(target) is np.ndarray and target.dtype is dtype
+                and (dtype is _FLOAT32 or dtype is _FLOAT64) and input.shape == target.shape):
+            self.dtype = self.out_dtype = dtype
             self.shape = self.input_shape = self.target_shape = input.shape
             self.n = input.size
-            self.a = v.flat_array(input)
-            self.b = v.flat_array(target)
+            self.a = input if input.ndim == 1 and input.flags.c_contiguous else v.flat_array(input)
+            self.b = target if target.ndim == 1 and target.flags.c_contiguous else v.flat_array(target)
             self.w = None
-            self.sources = ((input, "input"), (target, "target"))
+            self.sources = (input, target)
         else:
             self._normalise(input, target, weight, warn_shapes)
-        self.plan = _plan(spec, self.dtype, self.n, self.reduction)
+        self.plan = plan = _plan(spec, self.dtype, self.n, reduction)
         self.upstream = None
-        self.upstream_value = self.plan.scalars.one
+        self.upstream_value = plan.one
 
     def _normalise(self, input, target, weight, warn_shapes):
         """Any other operands, converted as the kernels read them; all arithmetic happens
@@ -98,8 +104,7 @@ class HostCall(_call.Call):
         self.a = self._kernel_operand(x, widen)
         self.b = self._kernel_operand(y, widen)
         self.w = None if w is None else self._kernel_operand(w)
-        self.sources = tuple((op.array, name) for op, name in
-                             ((x, "input"), (y, "target"), (w, "weight")) if op is not None)
+        self.sources = (x.array, y.array) if w is None else (x.array, y.array, w.array)
 
     def _kernel_operand(self, op, widen=True):
         """Operand ``op`` as the kernels read it (see ``v.in_dtype``): flat, of the loss's
@@ -112,7 +117,7 @@ class HostCall(_call.Call):
         go = v.upstream_gradient(grad_output, self.reduction, self.shape, self.dtype,
                                  self.out_dtype)
         if go.ndim:
-            self.upstream, self.upstream_value = v.flat(go, self.shape), self.plan.scalars.one
+            self.upstream, self.upstream_value = v.flat(go, self.shape), self.plan.one
         else:
             self.upstream, self.upstream_value = None, go[()]
 
@@ -123,7 +128,7 @@ class HostCall(_call.Call):
         (checked against ``shape``, the result's) when it is that, C-contiguous and in the
         computation dtype, else a new array (copied to ``out`` by :meth:`sum_to`)."""
         if out is not None:
-            v.check_out(out, shape, self.out_dtype, self.sources)
+            v.check_out(out, shape, self.out_dtype, zip(self.sources, _OPERAND_NAMES))
             if out.dtype == self.dtype and out.flags.c_contiguous and tuple(shape) == self.shape:
                 return out
         return np.empty(self.shape, self.dtype)
@@ -132,7 +137,8 @@ class HostCall(_call.Call):
         result = full if full.shape == shape else v.sum_to_shape(full, shape)
         if negate:
             result = np.negative(result)
-        if result.dtype != self.out_dtype:
+        # ``is not`` first: comparing dtypes costs a tenth of a small call
+        if result.dtype is not self.out_dtype and result.dtype != self.out_dtype:
             # float32 -> float16 into a new array: NumPy's overflow warning, raised as an
             # error, then leaves out= as it was
             result = result.astype(self.out_dtype)
@@ -148,31 +154,28 @@ class HostCall(_call.Call):
 
     # -- operations: one kernel each ----------------------------------------------------
 
-    def _loss_sum(self, grad_out=None, scale=None):
-        """The kernel's float64 sum(w * loss(a - b)); and ``grad_out`` = scale * w *
-        dloss(a - b) in the same pass when given (``scale``: the reduction's factor
-        unless given)."""
+    def _loss_sum(self, grad_out, scale=None):
+        """The kernel's float64 sum(w * loss(a - b)), writing ``grad_out`` = scale * w *
+        dloss(a - b) in the same pass (``scale``: the reduction's factor unless given)."""
         plan = self.plan
-        s = plan.scalars
-        if grad_out is None:
-            return plan.sum_kernels.loss_sum(self.a, self.b, self.w, s.p, s.half, s.half_p,
-                                             s.one, None)
-        return plan.kernels.loss_sum(self.a, self.b, self.w, s.p, s.half, s.half_p,
+        return plan.kernels.loss_sum(self.a, self.b, self.w, plan.p, plan.half, plan.half_p,
                                      plan.scale if scale is None else scale, _flat(grad_out))
 
     def _loss_each(self, loss_out, grad_out=None):
         """``loss_out`` = w * loss(a - b), and ``grad_out`` = w * dloss(a - b) in the same
         pass when given."""
-        s = self.plan.scalars
-        self.plan.kernels.loss_each(self.a, self.b, self.w, s.p, s.half, s.half_p,
-                                    _flat(loss_out), None if grad_out is None else _flat(grad_out))
+        plan = self.plan
+        plan.kernels.loss_each(self.a, self.b, self.w, plan.p, plan.half, plan.half_p,
+                               _flat(loss_out), None if grad_out is None else _flat(grad_out))
 
     def loss(self, out=None):
         if self.reduction != "none":
             if out is not None:
                 raise ValueError(f"out= is only for reduction='none', not '{self.reduction}'")
-            return _call.total_to_result(self._loss_sum(), self.n, self.reduction,
-                                         self.out_dtype)
+            plan = self.plan
+            total = plan.sum_kernels.loss_sum(self.a, self.b, self.w, plan.p, plan.half,
+                                              plan.half_p, plan.one, None)
+            return _call.total_to_result(total, self.n, self.reduction, self.out_dtype)
         buf = self._buffer(out, self.shape)
         self._loss_each(buf)
         return self.sum_to(buf, self.shape, out)
@@ -180,16 +183,15 @@ class HostCall(_call.Call):
     def grad_full(self, out=None, scale=None):
         plan = self.plan
         buf = self._buffer(out, self.input_shape)
-        plan.kernels.grad_each(self.a, self.b, self.w, self.upstream, plan.scalars.p,
+        plan.kernels.grad_each(self.a, self.b, self.w, self.upstream, plan.p,
                                plan.scale if scale is None else scale, self.upstream_value,
                                _flat(buf))
         return buf
 
     def hess_full(self, out=None, scale=None):
         plan = self.plan
-        s = plan.scalars
         buf = self._buffer(out, self.input_shape)
-        plan.kernels.hess_each(self.a, self.b, self.w, s.p, s.half,
+        plan.kernels.hess_each(self.a, self.b, self.w, plan.p, plan.half,
                                plan.scale if scale is None else scale, _flat(buf))
         return buf
 
@@ -204,6 +206,8 @@ class HostCall(_call.Call):
 
     def loss_sum(self, with_grad, scale):
         if not with_grad:
-            return self._loss_sum(), None
+            plan = self.plan
+            return plan.sum_kernels.loss_sum(self.a, self.b, self.w, plan.p, plan.half,
+                                             plan.half_p, plan.one, None), None
         grad = np.empty(self.shape, self.dtype)
         return self._loss_sum(grad, scale), grad

@@ -46,7 +46,7 @@ def new_call(input, target, loss, param, reduction, weight=None, *, stream=None,
     already checked) on the backend the data lives on: ``_dask.DaskCall`` when any
     operand is a Dask array, ``_device.DeviceCall`` when any is a CUDA device array,
     ``_host.HostCall`` otherwise."""
-    spec = _call.LossSpec(loss, param)
+    spec = _call.loss_spec(loss, param)
     if not (type(input) is np.ndarray and type(target) is np.ndarray):
         operands = (input, target, weight)
         if any(v.is_dask_array(op) for op in operands):
@@ -57,7 +57,8 @@ def new_call(input, target, loss, param, reduction, weight=None, *, stream=None,
                                                   stream=stream, warn_shapes=warn_shapes)
     if stream is not None:
         raise ValueError("stream= is only for CUDA device arrays; these operands are host data")
-    return _backend("_host").HostCall(input, target, spec, reduction, weight, warn_shapes)
+    host = _backends.get("_host") or _backend("_host")
+    return host.HostCall(input, target, spec, reduction, weight, warn_shapes)
 
 
 def _run(loss, op, input, target, param, reduction, weight=None, out=None, stream=None,
@@ -66,7 +67,8 @@ def _run(loss, op, input, target, param, reduction, weight=None, out=None, strea
     the operation ``op`` of ``_call.Call`` ('loss', 'grad', 'value_and_grad',
     'hess_diag' or 'backward') on the call of the data's backend."""
     if loss == "smooth_l1":
-        reduction = v.legacy_reduction(size_average, reduce, reduction)
+        if size_average is not None or reduce is not None:
+            reduction = v.legacy_reduction(size_average, reduce, reduction)
         param = v.check_beta(param)
     else:
         param = v.check_delta(param)
