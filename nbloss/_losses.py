@@ -40,12 +40,20 @@ def _backend(name):
     return module
 
 
-def new_call(input, target, loss, param, reduction, weight=None, *, stream=None,
-             warn_shapes=True):
-    """The call (a ``_call.Call``) of ``loss`` ('smooth_l1', 'huber' or 'l1', ``param``
-    already checked) on the backend the data lives on: ``_dask.DaskCall`` when any
-    operand is a Dask array, ``_device.DeviceCall`` when any is a CUDA device array,
-    ``_host.HostCall`` otherwise."""
+def new_call(input, target, loss, param, reduction, weight=None, stream=None,
+             warn_shapes=True, size_average=None, reduce=None):
+    """The call (a ``_call.Call``) of ``loss`` ('smooth_l1', 'huber' or 'l1') on the
+    backend the data lives on, its parameter checked: ``_dask.DaskCall`` when any operand
+    is a Dask array, ``_device.DeviceCall`` when any is a CUDA device array,
+    ``_host.HostCall`` otherwise. Every public function enters here and then runs one
+    operation of the call. ``warn_shapes``: torch's shape warning, which only a forward
+    gives."""
+    if loss == "smooth_l1":
+        if size_average is not None or reduce is not None:
+            reduction = v.legacy_reduction(size_average, reduce, reduction)
+        param = v.check_beta(param)
+    elif loss == "huber":
+        param = v.check_delta(param)
     spec = _call.loss_spec(loss, param)
     if not (type(input) is np.ndarray and type(target) is np.ndarray):
         operands = (input, target, weight)
@@ -61,24 +69,6 @@ def new_call(input, target, loss, param, reduction, weight=None, *, stream=None,
     return host.HostCall(input, target, spec, reduction, weight, warn_shapes)
 
 
-def _run(loss, op, input, target, param, reduction, weight=None, out=None, stream=None,
-         size_average=None, reduce=None, grad_output=None):
-    """The public call of ``loss`` ('smooth_l1' or 'huber'): its parameter checked, then
-    the operation ``op`` of ``_call.Call`` ('loss', 'grad', 'value_and_grad',
-    'hess_diag' or 'backward') on the call of the data's backend."""
-    if loss == "smooth_l1":
-        if size_average is not None or reduce is not None:
-            reduction = v.legacy_reduction(size_average, reduce, reduction)
-        param = v.check_beta(param)
-    else:
-        param = v.check_delta(param)
-    if op == "backward":  # torch warns about shapes in the forward only
-        return new_call(input, target, loss, param, reduction, weight, stream=stream,
-                        warn_shapes=False).backward(grad_output)
-    call = new_call(input, target, loss, param, reduction, weight, stream=stream)
-    return getattr(call, op)(out)
-
-
 # -- public functions ----------------------------------------------------------------------
 
 def smooth_l1_loss(input, target, beta=1.0, reduction="mean", *, weight=None, out=None,
@@ -91,8 +81,8 @@ def smooth_l1_loss(input, target, beta=1.0, reduction="mean", *, weight=None, ou
     Returns a NumPy scalar for 'mean'/'sum', an array of the broadcast shape for 'none'
     (written into ``out`` when given).
     """
-    return _run("smooth_l1", "loss", input, target, beta, reduction, weight, out, stream,
-                size_average, reduce)
+    return new_call(input, target, "smooth_l1", beta, reduction, weight,
+                    stream, True, size_average, reduce).loss(out)
 
 
 def huber_loss(input, target, delta=1.0, reduction="mean", *, weight=None, out=None, stream=None):
@@ -102,7 +92,7 @@ def huber_loss(input, target, delta=1.0, reduction="mean", *, weight=None, out=N
     ``huber(x; delta) = delta * smooth_l1(x; beta=delta)``. Reductions, ``weight`` and
     ``out`` as in :func:`smooth_l1_loss`.
     """
-    return _run("huber", "loss", input, target, delta, reduction, weight, out, stream)
+    return new_call(input, target, "huber", delta, reduction, weight, stream).loss(out)
 
 
 def smooth_l1_loss_grad(input, target, beta=1.0, reduction="mean", *, weight=None, out=None,
@@ -112,31 +102,31 @@ def smooth_l1_loss_grad(input, target, beta=1.0, reduction="mean", *, weight=Non
     Per element ``clip(x / beta, -1, 1)`` (``sign(x)``, 0 at x = 0, when beta = 0), times
     ``weight``, times 1/N for 'mean'; summed over axes along which input was broadcast.
     """
-    return _run("smooth_l1", "grad", input, target, beta, reduction, weight, out, stream,
-                size_average, reduce)
+    return new_call(input, target, "smooth_l1", beta, reduction, weight,
+                    stream, True, size_average, reduce).grad(out)
 
 
 def huber_loss_grad(input, target, delta=1.0, reduction="mean", *, weight=None, out=None,
                     stream=None):
     """d loss / d input of :func:`huber_loss`: per element ``clip(x, -delta, delta)``,
     times ``weight``, times 1/N for 'mean', in input's shape."""
-    return _run("huber", "grad", input, target, delta, reduction, weight, out, stream)
+    return new_call(input, target, "huber", delta, reduction, weight, stream).grad(out)
 
 
 def smooth_l1_loss_value_and_grad(input, target, beta=1.0, reduction="mean", *, weight=None,
                                   out=None, stream=None, size_average=None, reduce=None):
     """``(smooth_l1_loss(...), smooth_l1_loss_grad(...))`` in one pass over memory; ``out``
     receives the gradient. Shaped for ``scipy.optimize.minimize(fun, x0, jac=True)``."""
-    return _run("smooth_l1", "value_and_grad", input, target, beta, reduction, weight, out,
-                stream, size_average, reduce)
+    return new_call(input, target, "smooth_l1", beta, reduction, weight,
+                    stream, True, size_average, reduce).value_and_grad(out)
 
 
 def huber_loss_value_and_grad(input, target, delta=1.0, reduction="mean", *, weight=None, out=None,
                               stream=None):
     """``(huber_loss(...), huber_loss_grad(...))`` in one pass over memory; ``out``
     receives the gradient."""
-    return _run("huber", "value_and_grad", input, target, delta, reduction, weight, out,
-                stream)
+    return new_call(input, target, "huber", delta, reduction, weight,
+                    stream).value_and_grad(out)
 
 
 def smooth_l1_loss_backward(grad_output, input, target, beta=1.0, reduction="mean", *,
@@ -149,16 +139,16 @@ def smooth_l1_loss_backward(grad_output, input, target, beta=1.0, reduction="mea
     grad_target)``, each in its operand's shape (summed over broadcast axes) and in the
     result dtype, an integer operand's too; ``grad_target = -grad_input`` before that sum.
     """
-    return _run("smooth_l1", "backward", input, target, beta, reduction, weight, None, stream,
-                size_average, reduce, grad_output)
+    return new_call(input, target, "smooth_l1", beta, reduction, weight,
+                    stream, False, size_average, reduce).backward(grad_output)
 
 
 def huber_loss_backward(grad_output, input, target, delta=1.0, reduction="mean", *, weight=None,
                         stream=None):
     """The backward of :func:`huber_loss`: ``(grad_input, grad_target)`` as in
     :func:`smooth_l1_loss_backward`."""
-    return _run("huber", "backward", input, target, delta, reduction, weight, None, stream,
-                grad_output=grad_output)
+    return new_call(input, target, "huber", delta, reduction, weight,
+                    stream, False).backward(grad_output)
 
 
 def smooth_l1_loss_hess_diag(input, target, beta=1.0, reduction="mean", *, weight=None, out=None,
@@ -168,7 +158,8 @@ def smooth_l1_loss_hess_diag(input, target, beta=1.0, reduction="mean", *, weigh
     times ``weight``, times 1/N for 'mean'; the mask multiplies, so a NaN or infinite
     weight gives NaN outside it, as in torch. The Hessian is diagonal, so
     ``hessp(v) = hess_diag * v``."""
-    return _run("smooth_l1", "hess_diag", input, target, beta, reduction, weight, out, stream)
+    return new_call(input, target, "smooth_l1", beta, reduction, weight,
+                    stream).hess_diag(out)
 
 
 def huber_loss_hess_diag(input, target, delta=1.0, reduction="mean", *, weight=None, out=None,
@@ -176,7 +167,7 @@ def huber_loss_hess_diag(input, target, delta=1.0, reduction="mean", *, weight=N
     """Diagonal of the Hessian of :func:`huber_loss` w.r.t. input: ``(|x| < delta)`` per
     element, times ``weight`` (NaN or inf: as in :func:`smooth_l1_loss_hess_diag`), times
     1/N for 'mean'."""
-    return _run("huber", "hess_diag", input, target, delta, reduction, weight, out, stream)
+    return new_call(input, target, "huber", delta, reduction, weight, stream).hess_diag(out)
 
 
 # -- criteria ------------------------------------------------------------------------------

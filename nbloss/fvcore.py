@@ -31,6 +31,6 @@ def smooth_l1_loss(input, target, beta, reduction="none"):
                          "smooth_l1_loss (fvcore returns the unreduced loss for it): pass 'mean'")
     loss = "l1" if beta < _L1_BELOW else "smooth_l1"
     call = new_call(input, target, loss, beta, reduction, warn_shapes=False)
-    if call.reduction == "mean" and call.n == 0:
-        call.reduction = "sum"  # fvcore's 0.0, where torch's mean of nothing is NaN
+    if call.reduction == "mean" and call.n == 0:  # fvcore's 0.0, where torch's is NaN
+        call = new_call(input, target, loss, beta, "sum", warn_shapes=False)
     return call.loss()
