@@ -47,14 +47,15 @@ def fmt_count(n):
 
 
 def log_ticks(low, high):
-    """Tick values for a log axis from ``low`` to ``high``: 1, 2 and 5 of each decade over
-    up to three decades, 1 and 3 beyond (every label readable, never only the decades)."""
-    subs = (1, 2, 5) if high / low <= 1e3 else (1, 3)
-    if high / low <= 4:
-        subs = (1, 1.5, 2, 3, 4, 5, 6, 7, 8, 9)
-    ticks = []
-    for decade in range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1):
-        ticks += [s * 10.0 ** decade for s in subs if low <= s * 10.0 ** decade <= high]
+    """Tick values for a log axis from ``low`` to ``high``: 1 and 3 of each decade, or 1, 2
+    and 5, or every step, the sparsest that gives at least four labels (never only the
+    decades)."""
+    for subs in ((1, 3), (1, 2, 5), (1, 1.5, 2, 3, 4, 5, 6, 7, 8, 9)):
+        ticks = [s * 10.0 ** decade
+                 for decade in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+                 for s in subs if low <= s * 10.0 ** decade <= high]
+        if len(ticks) >= 4:
+            break
     return ticks
 
 
