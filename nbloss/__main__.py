@@ -1,9 +1,16 @@
-"""``python -m nbloss demo | bench | info``"""
+"""The command line, ``python -m nbloss demo | bench | info`` (see ``--help``): the robust
+line fit of the demo and its plot, the facts of ``info``, and the parser of all three."""
 
 import argparse
+import importlib.util
 import sys
 
 import numpy as np
+
+from ._cli import check_plot_file
+
+# a straight line has two parameters: fewer points leave the fit undetermined
+MIN_POINTS = 2
 
 
 def robust_line_data(n=200, outlier_fraction=0.2, seed=0):
@@ -59,7 +66,8 @@ def demo(args):
 
 
 def plot_fit(path, x, y, outlier, truth, ols, robust, delta):
-    """A PNG of the points, the outliers, the true line and the two fits."""
+    """A figure of the points, the outliers, the true line and the two fits, each line
+    drawn so that none hides another: the wide pale robust fit under the dashed true line."""
     try:
         import matplotlib
     except ImportError:
@@ -67,20 +75,27 @@ def plot_fit(path, x, y, outlier, truth, ols, robust, delta):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    ax.scatter(x[~outlier], y[~outlier], s=10, color="tab:blue", alpha=0.6, label="data")
-    ax.scatter(x[outlier], y[outlier], s=16, color="tab:red", marker="x", label="gross outliers")
+    fig, ax = plt.subplots(figsize=(8, 5))
+    ax.scatter(x[~outlier], y[~outlier], s=12, color="tab:blue", alpha=0.5, zorder=1,
+               label=f"data ({(~outlier).sum()} points)")
+    ax.scatter(x[outlier], y[outlier], s=22, color="tab:red", marker="x", zorder=1,
+               label=f"gross outliers ({outlier.sum()})")
     xs = np.array([x.min(), x.max()])
-    for (slope, intercept), style, label in (
-            (truth, dict(color="black", ls=":"), "true line"),
-            (ols, dict(color="tab:orange"), "ordinary least squares"),
-            (robust, dict(color="tab:green", lw=2), f"nbloss Huber (delta = {delta:g})")):
-        ax.plot(xs, slope * xs + intercept, label=label, **style)
+    lines = ((ols, dict(color="tab:orange", lw=2, zorder=2), "ordinary least squares"),
+             (robust, dict(color="tab:green", lw=6, alpha=0.45, zorder=3, solid_capstyle="butt"),
+              f"nbloss Huber fit (delta = {delta:g})"),
+             (truth, dict(color="black", lw=1.6, ls=(0, (5, 3)), zorder=4), "true line"))
+    for (slope, intercept), style, label in lines:
+        ax.plot(xs, slope * xs + intercept, **style,
+                label=f"{label}: y = {slope:.3f} x {'-' if intercept < 0 else '+'} {abs(intercept):.3f}")
     ax.set_xlabel("x")
     ax.set_ylabel("y")
-    ax.set_title("Robust straight-line fit: scipy L-BFGS-B on nbloss.huber_loss_value_and_grad",
-                 fontsize=9)
-    ax.legend(fontsize=8)
+    ax.set_title("Straight-line fit to data with gross outliers: least squares against nbloss's "
+                 "Huber loss\n(scipy L-BFGS-B on nbloss.huber_loss_value_and_grad; the true line, "
+                 "dashed, lies over the wide green fit)", fontsize=9)
+    # the outliers lie above the line: the lower right corner is empty
+    ax.legend(fontsize=8, loc="lower right", framealpha=0.9)
+    ax.grid(True, alpha=0.25)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -103,24 +118,81 @@ def info(args):
     return 0
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m nbloss", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="fit a robust straight line with scipy and nbloss's Huber loss")
-    p.add_argument("--n", type=int, default=200, help="number of points")
-    p.add_argument("--outliers", type=float, default=0.2, help="fraction of gross outliers")
-    p.add_argument("--delta", type=float, default=1.0, help="Huber delta")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--plot", metavar="FILE", help="also write a PNG of the data and the fits")
-    p.set_defaults(run=demo)
-    p = sub.add_parser("bench", help="time nbloss against torch, NumPy and the memory floor "
-                       "on this machine; writes a table, JSON and a plot")
+DESCRIPTION = """\
+nbloss's command line: a worked example of the Huber loss in an optimiser (demo), a
+benchmark against torch and NumPy on this machine (bench), and the versions and threads
+of this installation (info). 'python -m nbloss COMMAND --help' describes a command."""
+
+EPILOG = """\
+examples:
+  python -m nbloss demo --plot fit.png
+  python -m nbloss bench --sizes 1e4,1e6 --ops mean,fused --out my-bench
+  python -m nbloss info"""
+
+DEMO_DESCRIPTION = """\
+Fit y = slope * x + intercept to points on y = 2.5 x - 1 (Gaussian noise, sd 0.3) of which
+a fraction are replaced by gross outliers far above the line. The robust fit minimises
+the mean Huber loss with scipy.optimize.minimize(method="L-BFGS-B", jac=True), the loss
+and its gradient coming from nbloss.huber_loss_value_and_grad in one call. It prints the
+true line, ordinary least squares and the robust fit with their errors, and with --plot
+draws them. Needs scipy (pip install 'nbloss[demo]'); --plot needs matplotlib."""
+
+DEMO_EPILOG = """\
+examples:
+  python -m nbloss demo
+  python -m nbloss demo --n 1000 --outliers 0.4 --delta 0.5 --plot fit.png"""
+
+INFO_DESCRIPTION = """\
+Print the versions of nbloss, numba and NumPy, numba's thread count, the sizes below which
+the kernels run serially, and the threading layer numba picked (it runs one threaded
+reduction to find out)."""
+
+
+def check_demo(parser, args):
+    """What parsing cannot check, before the fit: scipy, and where --plot writes."""
+    if importlib.util.find_spec("scipy") is None:
+        parser.error("demo needs scipy: pip install scipy (or 'nbloss[demo]')")
+    if args.plot:
+        check_plot_file(parser, "--plot", args.plot)
+
+
+def build_parser():
+    """The parser of ``python -m nbloss`` and its three subcommands."""
     from . import bench
+    from ._cli import HelpFormatter, float_in, int_at_least
+
+    parser = argparse.ArgumentParser(prog="python -m nbloss", description=DESCRIPTION,
+                                     epilog=EPILOG, formatter_class=HelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("demo", help="fit a robust straight line with scipy and nbloss's Huber loss",
+                       description=DEMO_DESCRIPTION, epilog=DEMO_EPILOG,
+                       formatter_class=HelpFormatter)
+    p.add_argument("--n", type=int_at_least(MIN_POINTS), default=200, metavar="N",
+                   help=f"number of points (at least {MIN_POINTS})")
+    p.add_argument("--outliers", type=float_in(0, 1, high_open=True), default=0.2, metavar="FRACTION",
+                   help="expected fraction of points made gross outliers, in [0, 1)")
+    p.add_argument("--delta", type=float_in(0, low_open=True), default=1.0,
+                   help="Huber delta, > 0: residuals beyond it count linearly, not squared")
+    p.add_argument("--seed", type=int_at_least(0), default=0, help="random seed of the data, >= 0")
+    p.add_argument("--plot", metavar="FILE",
+                   help="also draw the data, the true line and both fits into FILE "
+                        "(.png, .pdf, .svg, ...; its folder must exist)")
+    p.set_defaults(run=demo, check=lambda args, p=p: check_demo(p, args))
+    p = sub.add_parser("bench", help="time nbloss against torch, NumPy and the memory floor "
+                       "on this machine; writes a table, JSON and a plot",
+                       description=bench.cli.DESCRIPTION, epilog=bench.cli.EPILOG,
+                       formatter_class=HelpFormatter)
     bench.add_arguments(p)
-    p.set_defaults(run=bench.run)
-    p = sub.add_parser("info", help="versions, threads and the threading layer")
-    p.set_defaults(run=info)
-    args = parser.parse_args(argv)
+    p.set_defaults(run=bench.run, check=lambda args, p=p: bench.check_arguments(p, args))
+    p = sub.add_parser("info", help="versions, threads and the threading layer",
+                       description=INFO_DESCRIPTION, formatter_class=HelpFormatter)
+    p.set_defaults(run=info, check=lambda args: None)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    args.check(args)  # output paths and optional packages, before any work
     return args.run(args)
 
 

@@ -15,7 +15,8 @@ Modules, one job each:
 - :mod:`.worker`: the worker process (JSON lines over stdin and stdout) and its timing;
 - :mod:`.sweep`: the driver's sweep over cases, contenders and rounds, with progress;
 - :mod:`.extras`: cold start and memory, in fresh interpreters;
-- :mod:`.report`: the table, results.md, results.json and the plot;
+- :mod:`.report`: the table, results.md and results.json;
+- :mod:`.plot`: results.png, also redrawn from an earlier results.json (``--replot``);
 - :mod:`.cli`: the options and the run that ties them together.
 """
 
@@ -31,7 +32,7 @@ from .cases import (
     case_data,
     compute_case,
 )
-from .cli import add_arguments, main, run
+from .cli import add_arguments, check_arguments, main, run
 from .extras import peak_memory
 from .report import fmt_n, ratio_rows
 from .worker import REUSE_MEMORY_ENV, Worker

@@ -1,10 +1,11 @@
 """The report of a run: the table of medians and ratios, results.md (the table with the
-run's facts, as the README quotes it), results.json and the throughput plot."""
+run's facts, as the README quotes it), results.json and (by :mod:`.plot`) results.png."""
 
 import json
 import os
 import platform
 
+from . import plot
 from .cases import CONTENDERS, DTYPES, EXTRA_CONTENDERS, LOSSES, OPS
 
 
@@ -97,46 +98,6 @@ def summary_markdown(report, rows):
     return "\n".join(lines) + "\n"
 
 
-def plot(records, path, title):
-    """Throughput (elements per second) vs N: one panel per (operation, dtype), one
-    colour per contender, solid smooth_l1, dashed huber."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    dtypes = [d for d in DTYPES if any(r["dtype"] == d for r in records)]
-    ops = [o for o in OPS if any(r["op"] == o for r in records)]
-    colors = {"nbloss": "tab:blue", "torch": "tab:red", "numpy": "tab:green", "floor": "black",
-              "compute": "tab:purple"}
-    fig, axes = plt.subplots(len(ops), len(dtypes), figsize=(5.5 * len(dtypes), 3.2 * len(ops)),
-                             squeeze=False, sharex=True)
-    for i, op in enumerate(ops):
-        for j, dtype in enumerate(dtypes):
-            ax = axes[i][j]
-            for c in CONTENDERS + EXTRA_CONTENDERS:
-                for loss, style in (("smooth_l1", "-"), ("huber", "--")):
-                    pts = sorted((r["n"], r["n"] / r["median_s"]) for r in records
-                                 if (r["op"], r["dtype"], r["contender"], r["loss"]) == (op, dtype, c, loss)
-                                 and r.get("median_s"))
-                    if pts:
-                        ax.plot(*zip(*pts), style, color=colors[c], marker="o", markersize=3,
-                                label=f"{c} {loss}" if (i, j) == (0, 0) else None)
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set_title(f"{op}, {dtype}", fontsize=10)
-            ax.grid(True, which="both", alpha=0.3)
-            if j == 0:
-                ax.set_ylabel("elements / s")
-            if i == len(ops) - 1:
-                ax.set_xlabel("N")
-    fig.legend(loc="upper center", ncol=4, fontsize=8, bbox_to_anchor=(0.5, 1.0))
-    fig.suptitle(title, y=1.03, fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-
-
 def machine_facts():
     model = platform.processor() or platform.machine()
     try:
@@ -162,10 +123,8 @@ def write(report, rows, out):
         f.write(md)
     print()
     print(md)
-    machine = report["machine"]
     try:
-        plot(report["results"], os.path.join(out, "results.png"),
-             f"nbloss bench, {report['date']}, {machine['cpu']} ({machine['logical_cpus']} CPUs)")
+        plot.plot(report["results"], os.path.join(out, "results.png"), plot.title(report))
         print(f"\nwrote {out}/results.json, results.md and results.png")
     except ImportError:
         print(f"\nwrote {out}/results.json and results.md "
