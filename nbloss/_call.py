@@ -56,11 +56,25 @@ class LossSpec(NamedTuple):
         return scalars(self.loss, self.param, dtype)
 
 
-@functools.lru_cache(maxsize=256)
+_CHECKED = {}  # (loss, param) -> LossSpec, for float parameters already checked
+
+
 def loss_spec(loss, param):
-    """``LossSpec(loss, param)``, cached: a call makes one, and looking it up costs half
-    of making it."""
-    return LossSpec(loss, param)
+    """``LossSpec(loss, param)``, the parameter checked (``_validate.check_beta`` or
+    ``check_delta``: the exception for a bad one); cached for float parameters, whose
+    check and spec cost more than a small loss does."""
+    spec = _CHECKED.get((loss, param)) if type(param) is float else None
+    if spec is not None:
+        return spec
+    if loss == "smooth_l1":
+        param = v.check_beta(param)
+    elif loss == "huber":
+        param = v.check_delta(param)
+    spec = LossSpec(loss, param)
+    # 0.0 and -0.0 are one key: leave the zeros out rather than answer one for the other
+    if param != 0 and len(_CHECKED) < 1024:
+        _CHECKED[loss, param] = spec
+    return spec
 
 
 @functools.lru_cache(maxsize=64)

@@ -9,7 +9,6 @@ layouts, a weight) is converted as the kernels read it. Every operation then run
 kernel and delivers the result in the caller's shape and dtype.
 """
 
-import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -18,6 +17,7 @@ from . import _call, _cpu
 from . import _validate as v
 
 _FLOAT32, _FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
+_UNIT_STRIDES = {_FLOAT32: (4,), _FLOAT64: (8,)}
 _REDUCTIONS = frozenset(v.REDUCTIONS)
 _OPERAND_NAMES = ("input", "target", "weight")
 
@@ -27,23 +27,37 @@ class _Plan(NamedTuple):
     the kernel scalars (``_call.Scalars``), the reduction's factor on each gradient
     element (``scale``), and the ``_cpu`` kernels of the loss's kind for this size and
     dtype (``sum_kernels``: for a ``loss_sum`` without gradient, whose threading
-    threshold is higher). Flat, not nested: each attribute lookup costs a small call."""
-    p: np.floating
-    half: np.floating
-    half_p: np.floating
-    one: np.floating
-    scale: np.floating
+    threshold is higher). Flat, not nested: each attribute lookup costs a small call.
+    The scalars are Python floats holding values of the dtype, as the kernels take them."""
+    p: float
+    half: float
+    half_p: float
+    one: float
+    scale: float
     kernels: _cpu.Kernels
     sum_kernels: _cpu.Kernels
 
 
-@functools.lru_cache(maxsize=256)
+_PLANS = {}  # (spec, dtype, n, reduction) -> _Plan
+
+
 def _plan(spec, dtype, n, reduction):
-    """The :class:`_Plan` of a host call; cached: looking its parts up one by one costs
-    about 0.4 us a call, a sixth of a small call's handling."""
+    """The :class:`_Plan` of a host call; cached (a dict: an ``lru_cache`` lookup costs
+    twice as much), as looking its parts up one by one costs about 0.4 us a call, a
+    sixth of a small call's handling."""
+    key = (spec, dtype, n, reduction)
+    plan = _PLANS.get(key)
+    if plan is None:
+        if len(_PLANS) >= 1024:
+            _PLANS.clear()
+        plan = _PLANS[key] = _new_plan(spec, dtype, n, reduction)
+    return plan
+
+
+def _new_plan(spec, dtype, n, reduction):
     s = spec.scalars(dtype)
-    return _Plan(s.p, s.half, s.half_p, s.one,
-                 _call.reduction_scale(dtype, n, reduction == "mean"),
+    return _Plan(float(s.p), float(s.half), float(s.half_p), float(s.one),
+                 float(_call.reduction_scale(dtype, n, reduction == "mean")),
                  _cpu.kernels(s.kind, n, dtype.itemsize),
                  _cpu.kernels(s.kind, n, dtype.itemsize, sum_only=True))
 
@@ -74,18 +88,23 @@ class HostCall(_call.Call):
         # native float dtypes are singletons, so ``is`` suffices: any other dtype object,
         # the other byte order say, takes the general path.)
         dtype = input.dtype if type(input) is np.ndarray else None
+        shape = input.shape if dtype is not None else None
         if (weight is None and type(target) is np.ndarray and target.dtype is dtype
-                and (dtype is _FLOAT32 or dtype is _FLOAT64) and input.shape == target.shape):
+                and (dtype is _FLOAT32 or dtype is _FLOAT64) and target.shape == shape):
             self.dtype = self.out_dtype = dtype
-            self.shape = self.input_shape = self.target_shape = input.shape
-            self.n = input.size
-            self.a = input if input.ndim == 1 and input.flags.c_contiguous else v.flat_array(input)
-            self.b = target if target.ndim == 1 and target.flags.c_contiguous else v.flat_array(target)
+            self.shape = self.input_shape = self.target_shape = shape
+            self.n = n = input.size
+            # a 1-D C-contiguous array has its item size as its one stride (cheaper to
+            # read than ``flags``); any other is flattened, viewed or copied
+            unit = _UNIT_STRIDES[dtype]
+            self.a = input if input.strides == unit else v.flat_array(input)
+            self.b = target if target.strides == unit else v.flat_array(target)
             self.w = None
             self.sources = (input, target)
         else:
             self._normalise(input, target, weight, warn_shapes)
-        self.plan = plan = _plan(spec, self.dtype, self.n, reduction)
+            n, dtype = self.n, self.dtype
+        self.plan = plan = _plan(spec, dtype, n, reduction)
         self.upstream = None
         self.upstream_value = plan.one
 
@@ -119,7 +138,7 @@ class HostCall(_call.Call):
         if go.ndim:
             self.upstream, self.upstream_value = v.flat(go, self.shape), self.plan.one
         else:
-            self.upstream, self.upstream_value = None, go[()]
+            self.upstream, self.upstream_value = None, float(go[()])
 
     # -- where results go ---------------------------------------------------------------
 
@@ -159,7 +178,8 @@ class HostCall(_call.Call):
         dloss(a - b) in the same pass (``scale``: the reduction's factor unless given)."""
         plan = self.plan
         return plan.kernels.loss_sum(self.a, self.b, self.w, plan.p, plan.half, plan.half_p,
-                                     plan.scale if scale is None else scale, _flat(grad_out))
+                                     plan.scale if scale is None else float(scale),
+                                     _flat(grad_out))
 
     def _loss_each(self, loss_out, grad_out=None):
         """``loss_out`` = w * loss(a - b), and ``grad_out`` = w * dloss(a - b) in the same
@@ -184,7 +204,7 @@ class HostCall(_call.Call):
         plan = self.plan
         buf = self._buffer(out, self.input_shape)
         plan.kernels.grad_each(self.a, self.b, self.w, self.upstream, plan.p,
-                               plan.scale if scale is None else scale, self.upstream_value,
+                               plan.scale if scale is None else float(scale), self.upstream_value,
                                _flat(buf))
         return buf
 
@@ -192,7 +212,7 @@ class HostCall(_call.Call):
         plan = self.plan
         buf = self._buffer(out, self.input_shape)
         plan.kernels.hess_each(self.a, self.b, self.w, plan.p, plan.half,
-                               plan.scale if scale is None else scale, _flat(buf))
+                               plan.scale if scale is None else float(scale), _flat(buf))
         return buf
 
     def value_and_grad_full(self, out=None):

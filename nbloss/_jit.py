@@ -3,7 +3,8 @@
 The options every kernel is compiled with are :data:`OPTIONS` (:data:`NOALIAS_OPTIONS`
 for the block sums). The kernels' compile-time tools are generic, each one line at its
 use in ``_cpu``: :func:`type_constant` (a constant computed from the arguments' dtypes),
-:func:`slice_or_none`, :func:`stack_array` (an array in registers) and
+:func:`as_promoted` (a scalar in the arrays' dtype), :func:`slice_or_none`,
+:func:`stack_array` (an array in registers) and
 :func:`serial_twin` (a serial and a threaded dispatcher of one function). How the kernels
 are built and tuned: ``docs/kernels.md``.
 
@@ -133,6 +134,20 @@ def type_constant(value_of):
         return lambda *args: value
 
     return constant
+
+
+def as_promoted(x, a, b):
+    """``x``, a float, in the dtype NumPy promotes the arrays ``a`` and ``b`` to (in
+    jitted code a conversion, exact for a float that has that dtype's value). Lets a
+    kernel take its scalars as Python floats, which numba's dispatcher types several
+    times faster than NumPy scalars, and still compute in the arrays' dtype."""
+    return np.promote_types(a.dtype, b.dtype).type(x)
+
+
+@overload(as_promoted, jit_options=overload_options(OPTIONS))
+def _as_promoted_of_types(x, a, b):
+    to = from_dtype(np.promote_types(_dtype_of(a), _dtype_of(b)))
+    return lambda x, a, b: to(x)
 
 
 def slice_or_none(x, lo, hi):

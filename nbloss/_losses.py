@@ -48,12 +48,8 @@ def new_call(input, target, loss, param, reduction, weight=None, stream=None,
     ``_host.HostCall`` otherwise. Every public function enters here and then runs one
     operation of the call. ``warn_shapes``: torch's shape warning, which only a forward
     gives."""
-    if loss == "smooth_l1":
-        if size_average is not None or reduce is not None:
-            reduction = v.legacy_reduction(size_average, reduce, reduction)
-        param = v.check_beta(param)
-    elif loss == "huber":
-        param = v.check_delta(param)
+    if size_average is not None or reduce is not None:
+        reduction = v.legacy_reduction(size_average, reduce, reduction)
     spec = _call.loss_spec(loss, param)
     if not (type(input) is np.ndarray and type(target) is np.ndarray):
         operands = (input, target, weight)
