@@ -75,8 +75,12 @@ class HostCall(_call.Call):
     input, target (and weight) arrays, which ``out=`` may not overlap."""
 
     __slots__ = ("spec", "reduction", "dtype", "out_dtype", "shape", "input_shape",
-                 "target_shape", "n", "a", "b", "w", "sources", "plan", "upstream",
-                 "upstream_value")
+                 "target_shape", "n", "a", "b", "sources", "plan", "__dict__")
+    # defaults that most calls keep, read from the class until set in the instance's
+    # ``__dict__`` (each assignment costs a twentieth of a small call's handling)
+    w = None
+    upstream = None
+    upstream_value = 1.0  # the plan's ``one``: the kernels take Python floats
 
     def __init__(self, input, target, spec, reduction, weight=None, warn_shapes=True):
         self.spec = spec
@@ -99,14 +103,11 @@ class HostCall(_call.Call):
             unit = _UNIT_STRIDES[dtype]
             self.a = input if input.strides == unit else v.flat_array(input)
             self.b = target if target.strides == unit else v.flat_array(target)
-            self.w = None
             self.sources = (input, target)
         else:
             self._normalise(input, target, weight, warn_shapes)
             n, dtype = self.n, self.dtype
-        self.plan = plan = _plan(spec, dtype, n, reduction)
-        self.upstream = None
-        self.upstream_value = plan.one
+        self.plan = _PLANS.get((spec, dtype, n, reduction)) or _plan(spec, dtype, n, reduction)
 
     def _normalise(self, input, target, weight, warn_shapes):
         """Any other operands, converted as the kernels read them; all arithmetic happens
