@@ -9,13 +9,13 @@ from typing import Any
 
 from ._docs import shared
 from ._losses import _run
-from ._typing import Legacy, Operand, Param, Reduction, Stream
+from ._typing import Legacy, Operand, Param, Reduction, Stream, Weight
 
 
 @shared
 def smooth_l1_loss_backward(grad_output: Operand, input: Operand, target: Operand,
                             beta: Param = 1.0, reduction: Reduction = "mean", *,
-                            weight: Operand | None = None, stream: Stream = None,
+                            weight: Weight = None, stream: Stream = None,
                             size_average: Legacy = None,
                             reduce: Legacy = None) -> tuple[Any, Any]:
     """The backward of :func:`smooth_l1_loss`, torch's autograd contract.
@@ -62,7 +62,7 @@ def smooth_l1_loss_backward(grad_output: Operand, input: Operand, target: Operan
 @shared
 def huber_loss_backward(grad_output: Operand, input: Operand, target: Operand,
                         delta: Param = 1.0, reduction: Reduction = "mean", *,
-                        weight: Operand | None = None,
+                        weight: Weight = None,
                         stream: Stream = None) -> tuple[Any, Any]:
     """The backward of :func:`huber_loss`, torch's autograd contract.
 
@@ -103,7 +103,7 @@ def huber_loss_backward(grad_output: Operand, input: Operand, target: Operand,
 
 @shared
 def smooth_l1_loss_hess_diag(input: Operand, target: Operand, beta: Param = 1.0,
-                             reduction: Reduction = "mean", *, weight: Operand | None = None,
+                             reduction: Reduction = "mean", *, weight: Weight = None,
                              out: Any = None, stream: Stream = None) -> Any:
     """Diagonal of the Hessian of :func:`smooth_l1_loss` w.r.t. input (torch's double
     backward).
@@ -145,7 +145,7 @@ def smooth_l1_loss_hess_diag(input: Operand, target: Operand, beta: Param = 1.0,
 
 @shared
 def huber_loss_hess_diag(input: Operand, target: Operand, delta: Param = 1.0,
-                         reduction: Reduction = "mean", *, weight: Operand | None = None,
+                         reduction: Reduction = "mean", *, weight: Weight = None,
                          out: Any = None, stream: Stream = None) -> Any:
     """Diagonal of the Hessian of :func:`huber_loss` w.r.t. input.
 

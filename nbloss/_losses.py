@@ -18,7 +18,7 @@ import numpy as np
 from . import _call
 from . import _validate as v
 from ._docs import shared
-from ._typing import Legacy, Operand, Param, Reduction, Stream
+from ._typing import Legacy, Operand, Param, Reduction, Stream, Weight
 
 # The annotations here are what the reference and help() show, one signature a function;
 # _losses.pyi adds the overloads that make a type checker's result precise (a scalar for
@@ -84,7 +84,7 @@ def _run(loss, op, input, target, param, reduction, weight=None, out=None, strea
 
 @shared
 def smooth_l1_loss(input: Operand, target: Operand, beta: Param = 1.0,
-                   reduction: Reduction = "mean", *, weight: Operand | None = None,
+                   reduction: Reduction = "mean", *, weight: Weight = None,
                    out: Any = None, stream: Stream = None, size_average: Legacy = None,
                    reduce: Legacy = None) -> Any:
     """Smooth L1 loss, torch's ``F.smooth_l1_loss``.
@@ -135,7 +135,7 @@ def smooth_l1_loss(input: Operand, target: Operand, beta: Param = 1.0,
 
 @shared
 def huber_loss(input: Operand, target: Operand, delta: Param = 1.0,
-               reduction: Reduction = "mean", *, weight: Operand | None = None,
+               reduction: Reduction = "mean", *, weight: Weight = None,
                out: Any = None, stream: Stream = None) -> Any:
     """Huber loss, torch's ``F.huber_loss``.
 
@@ -179,7 +179,7 @@ def huber_loss(input: Operand, target: Operand, delta: Param = 1.0,
 
 @shared
 def smooth_l1_loss_grad(input: Operand, target: Operand, beta: Param = 1.0,
-                        reduction: Reduction = "mean", *, weight: Operand | None = None,
+                        reduction: Reduction = "mean", *, weight: Weight = None,
                         out: Any = None, stream: Stream = None, size_average: Legacy = None,
                         reduce: Legacy = None) -> Any:
     """d loss / d input of :func:`smooth_l1_loss`.
@@ -221,7 +221,7 @@ def smooth_l1_loss_grad(input: Operand, target: Operand, beta: Param = 1.0,
 
 @shared
 def huber_loss_grad(input: Operand, target: Operand, delta: Param = 1.0,
-                    reduction: Reduction = "mean", *, weight: Operand | None = None,
+                    reduction: Reduction = "mean", *, weight: Weight = None,
                     out: Any = None, stream: Stream = None) -> Any:
     """d loss / d input of :func:`huber_loss`.
 
@@ -259,7 +259,7 @@ def huber_loss_grad(input: Operand, target: Operand, delta: Param = 1.0,
 @shared
 def smooth_l1_loss_value_and_grad(input: Operand, target: Operand, beta: Param = 1.0,
                                   reduction: Reduction = "mean", *,
-                                  weight: Operand | None = None, out: Any = None,
+                                  weight: Weight = None, out: Any = None,
                                   stream: Stream = None, size_average: Legacy = None,
                                   reduce: Legacy = None) -> tuple[Any, Any]:
     """``(smooth_l1_loss(...), smooth_l1_loss_grad(...))`` from one pass over memory.
@@ -304,7 +304,7 @@ def smooth_l1_loss_value_and_grad(input: Operand, target: Operand, beta: Param =
 
 @shared
 def huber_loss_value_and_grad(input: Operand, target: Operand, delta: Param = 1.0,
-                              reduction: Reduction = "mean", *, weight: Operand | None = None,
+                              reduction: Reduction = "mean", *, weight: Weight = None,
                               out: Any = None, stream: Stream = None) -> tuple[Any, Any]:
     """``(huber_loss(...), huber_loss_grad(...))`` from one pass over memory.
 

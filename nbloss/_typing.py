@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 __all__ = ["ArrayLike", "DeviceOrDask", "FloatArray", "FloatScalar", "Operand", "Param",
-           "Reduction", "Stream", "Legacy"]
+           "Reduction", "Stream", "Legacy", "Weight"]
 
 # torch's deprecated 'elementwise_mean' is accepted at run time, with torch's warning,
 # and means 'mean'; it is left out of the type so that a type checker flags it as it
@@ -39,6 +39,8 @@ DeviceOrDask = Union[CudaArray, DaskArray]
 #: input, target, weight or grad_output: NumPy data (arrays, NumPy scalars, Python
 #: numbers, lists) or a CUDA or Dask array
 Operand = Union[ArrayLike, CudaArray, DaskArray]
+#: ``weight=``: an operand, or None for none
+Weight = Union[Operand, None]
 #: beta or delta: a real number (a Python float or int, a NumPy float or integer scalar)
 Param = Union[float, np.floating[Any], np.integer[Any]]
 #: torch's deprecated ``size_average`` and ``reduce`` flags: a bool or None, nothing else
