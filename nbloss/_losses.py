@@ -1,6 +1,7 @@
-"""The public functions: every one checks its loss's parameter and enters through
-:func:`_run`, which builds the call of the backend its data lives on (:func:`new_call`)
-and runs one operation on it. The formulas, reductions and dtype rules are in the
+"""The losses, gradients and value_and_grad functions (the backward and Hessian ones are
+in ``_autograd``, the criteria in ``_criteria``): every public function checks its loss's
+parameter and enters through :func:`_run`, which builds the call of the backend its data
+lives on (:func:`new_call`) and runs one operation on it. The formulas, reductions and dtype rules are in the
 functions' docstrings (shared text in ``_docs``), the types in ``_typing``.
 
 The backends (``_host``, ``_device``, ``_dask``) implement the contract in ``_call`` and
