@@ -5,18 +5,19 @@ kernels, with torch's (and, in ``nbloss.fvcore``, fvcore's) exact semantics.
 compile lazily (cached on disk).
 """
 
-from ._losses import (
-    HuberLoss,
-    SmoothL1Loss,
-    huber_loss,
+from ._autograd import (
     huber_loss_backward,
-    huber_loss_grad,
     huber_loss_hess_diag,
+    smooth_l1_loss_backward,
+    smooth_l1_loss_hess_diag,
+)
+from ._criteria import HuberLoss, SmoothL1Loss
+from ._losses import (
+    huber_loss,
+    huber_loss_grad,
     huber_loss_value_and_grad,
     smooth_l1_loss,
-    smooth_l1_loss_backward,
     smooth_l1_loss_grad,
-    smooth_l1_loss_hess_diag,
     smooth_l1_loss_value_and_grad,
 )
 from ._validate import CacheWarning

@@ -1,26 +1,30 @@
-"""The public functions and criteria: every one checks its loss's parameter, builds the
-call of the backend its data lives on (:func:`new_call`), and runs one operation on it.
-
-Formulas (x = input - target, z = |x|, N = the broadcast element count):
-
-- ``smooth_l1(x; beta) = 0.5 z^2 / beta if z < beta else z - 0.5 beta`` (exact L1 at beta = 0)
-- ``huber(x; delta)    = 0.5 z^2 if z < delta else delta (z - 0.5 delta)``
-- reductions: 'none' (elementwise), 'sum', 'mean' (sum / N; NaN when N = 0), each
-  element multiplied by ``weight`` first when one is given;
-- dtypes: one computation dtype for all the arithmetic, from the float operands
-  (``_validate.result_dtypes``); integer and bool operands and ``grad_output`` take it.
+"""The losses, gradients and value_and_grad functions (the backward and Hessian ones are
+in ``_autograd``, the criteria in ``_criteria``): every public function builds the call
+of the backend its data lives on (:func:`new_call`, which checks the loss's parameter)
+and runs one operation on it. The formulas, reductions and dtype rules are in the
+functions' docstrings (shared text in ``_docs``), the types in ``_typing``.
 
 The backends (``_host``, ``_device``, ``_dask``) implement the contract in ``_call`` and
 are imported on first use, not at ``import nbloss``: numba with the first call, CUDA only
 when a device array arrives, Dask's layer only with a Dask array.
 """
 
+from __future__ import annotations  # the reference shows the aliases' names
+
 import importlib
+from typing import Any
 
 import numpy as np
 
 from . import _call
 from . import _validate as v
+from ._docs import shared
+from ._typing import Legacy, Operand, Param, Reduction, Stream, Weight
+
+# The annotations here are what the reference and help() show, one signature a function;
+# _losses.pyi adds the overloads that make a type checker's result precise (a scalar for
+# 'mean'/'sum', an array for 'none'; ``Any`` for CUDA and Dask arrays), and
+# tests/test_typing.py checks the two agree.
 
 _backends = {}
 
@@ -41,7 +45,7 @@ def _backend(name):
 
 
 def new_call(input, target, loss, param, reduction, weight=None, stream=None,
-             warn_shapes=True, size_average=None, reduce=None):
+             warn_shapes=True, size_average=None, reduce=None) -> _call.Call:
     """The call (a ``_call.Call``) of ``loss`` ('smooth_l1', 'huber' or 'l1') on the
     backend the data lives on, its parameter checked: ``_dask.DaskCall`` when any operand
     is a Dask array, ``_device.DeviceCall`` when any is a CUDA device array,
@@ -67,173 +71,260 @@ def new_call(input, target, loss, param, reduction, weight=None, stream=None,
 
 # -- public functions ----------------------------------------------------------------------
 
-def smooth_l1_loss(input, target, beta=1.0, reduction="mean", *, weight=None, out=None,
-                   stream=None, size_average=None, reduce=None):
+@shared
+def smooth_l1_loss(input: Operand, target: Operand, beta: Param = 1.0,
+                   reduction: Reduction = "mean", *, weight: Weight = None,
+                   out: Any = None, stream: Stream = None, size_average: Legacy = None,
+                   reduce: Legacy = None) -> Any:
     """Smooth L1 loss, torch's ``F.smooth_l1_loss``.
 
-    ``0.5 x^2 / beta if |x| < beta else |x| - 0.5 beta`` with ``x = input - target``;
-    beta = 0 is exact L1. ``weight`` (broadcastable to the loss) multiplies each element
-    before the reduction; 'mean' divides by the element count, not by sum(weight).
-    Returns a NumPy scalar for 'mean'/'sum', an array of the broadcast shape for 'none'
-    (written into ``out`` when given).
+    With ``x = input - target`` and ``z = |x|``, per element::
+
+        smooth_l1(x; beta) = 0.5 z**2 / beta  if z < beta  else  z - 0.5 beta
+
+    exact L1 (``z``) at ``beta = 0``; times ``weight``, then reduced.
+
+    Parameters
+    ----------
+    {operands}
+    beta : float, default 1.0
+        Where the loss turns from quadratic to linear: >= 0, not NaN; 0 is exact L1.
+    {reduction}
+    {weight}
+    out : numpy.ndarray, optional
+        For 'none': receives the losses (the broadcast shape, the result dtype).
+    {stream}
+    {legacy}
+
+    Returns
+    -------
+    numpy.floating or numpy.ndarray
+        A NumPy scalar for 'mean' and 'sum', an array of the broadcast shape for 'none'
+        (``out`` when given), in the result dtype. With CUDA arrays a device array (0-d
+        for 'mean' and 'sum'); with Dask arrays a lazy Dask array.
+
+    {raises}
+
+    {rules}
+
+    Examples
+    --------
+    >>> import numpy as np, nbloss
+    >>> x, y = np.array([0.0, 0.5, 3.0]), np.zeros(3)
+    >>> print(nbloss.smooth_l1_loss(x, y, beta=1.0, reduction="none"))
+    [0.    0.125 2.5  ]
+    >>> print(nbloss.smooth_l1_loss(x, y))  # 'mean': 2.625 / 3
+    0.875
+    >>> nbloss.smooth_l1_loss(np.float32([3.0]), 0.0, reduction="sum").dtype
+    dtype('float32')
     """
     return new_call(input, target, "smooth_l1", beta, reduction, weight,
                     stream, True, size_average, reduce).loss(out)
 
 
-def huber_loss(input, target, delta=1.0, reduction="mean", *, weight=None, out=None, stream=None):
+@shared
+def huber_loss(input: Operand, target: Operand, delta: Param = 1.0,
+               reduction: Reduction = "mean", *, weight: Weight = None,
+               out: Any = None, stream: Stream = None) -> Any:
     """Huber loss, torch's ``F.huber_loss``.
 
-    ``0.5 x^2 if |x| < delta else delta (|x| - 0.5 delta)`` with ``x = input - target``;
-    ``huber(x; delta) = delta * smooth_l1(x; beta=delta)``. Reductions, ``weight`` and
-    ``out`` as in :func:`smooth_l1_loss`.
+    With ``x = input - target`` and ``z = |x|``, per element::
+
+        huber(x; delta) = 0.5 z**2  if z < delta  else  delta (z - 0.5 delta)
+
+    that is ``delta * smooth_l1(x; beta=delta)``; times ``weight``, then reduced.
+
+    Parameters
+    ----------
+    {operands}
+    delta : float, default 1.0
+        Where the loss turns from quadratic to linear: > 0, not NaN.
+    {reduction}
+    {weight}
+    out : numpy.ndarray, optional
+        For 'none': receives the losses (the broadcast shape, the result dtype).
+    {stream}
+
+    Returns
+    -------
+    numpy.floating or numpy.ndarray
+        As :func:`smooth_l1_loss` returns it.
+
+    {raises}
+
+    {rules}
+
+    Examples
+    --------
+    >>> import numpy as np, nbloss
+    >>> x, y = np.array([0.0, 0.5, 3.0]), np.zeros(3)
+    >>> print(nbloss.huber_loss(x, y, delta=2.0, reduction="none"))
+    [0.    0.125 4.   ]
+    >>> print(nbloss.huber_loss(x, y, 2.0, "sum", weight=[1.0, 1.0, 0.5]))
+    2.125
     """
     return new_call(input, target, "huber", delta, reduction, weight, stream).loss(out)
 
 
-def smooth_l1_loss_grad(input, target, beta=1.0, reduction="mean", *, weight=None, out=None,
-                        stream=None, size_average=None, reduce=None):
-    """d loss / d input of :func:`smooth_l1_loss`, in input's shape.
+@shared
+def smooth_l1_loss_grad(input: Operand, target: Operand, beta: Param = 1.0,
+                        reduction: Reduction = "mean", *, weight: Weight = None,
+                        out: Any = None, stream: Stream = None, size_average: Legacy = None,
+                        reduce: Legacy = None) -> Any:
+    """d loss / d input of :func:`smooth_l1_loss`.
 
     Per element ``clip(x / beta, -1, 1)`` (``sign(x)``, 0 at x = 0, when beta = 0), times
-    ``weight``, times 1/N for 'mean'; summed over axes along which input was broadcast.
+    ``weight``, times 1/N for 'mean'.
+
+    Parameters
+    ----------
+    {operands}
+    beta : float, default 1.0
+        >= 0, not NaN; 0 is exact L1.
+    {reduction}
+    {weight}
+    out : numpy.ndarray, optional
+        Receives the gradient (input's shape, the result dtype).
+    {stream}
+    {legacy}
+
+    Returns
+    -------
+    numpy.ndarray
+        The gradient in input's shape (summed over the axes input was broadcast along)
+        and the result dtype; a CUDA or Dask array for CUDA or Dask operands.
+
+    {raises}
+
+    {rules}
+
+    Examples
+    --------
+    >>> import numpy as np, nbloss
+    >>> print(nbloss.smooth_l1_loss_grad(np.array([-2.0, 0.5, 3.0]), 0.0, reduction="sum"))
+    [-1.   0.5  1. ]
     """
     return new_call(input, target, "smooth_l1", beta, reduction, weight,
                     stream, True, size_average, reduce).grad(out)
 
 
-def huber_loss_grad(input, target, delta=1.0, reduction="mean", *, weight=None, out=None,
-                    stream=None):
-    """d loss / d input of :func:`huber_loss`: per element ``clip(x, -delta, delta)``,
-    times ``weight``, times 1/N for 'mean', in input's shape."""
+@shared
+def huber_loss_grad(input: Operand, target: Operand, delta: Param = 1.0,
+                    reduction: Reduction = "mean", *, weight: Weight = None,
+                    out: Any = None, stream: Stream = None) -> Any:
+    """d loss / d input of :func:`huber_loss`.
+
+    Per element ``clip(x, -delta, delta)``, times ``weight``, times 1/N for 'mean'.
+
+    Parameters
+    ----------
+    {operands}
+    delta : float, default 1.0
+        > 0, not NaN.
+    {reduction}
+    {weight}
+    out : numpy.ndarray, optional
+        Receives the gradient (input's shape, the result dtype).
+    {stream}
+
+    Returns
+    -------
+    numpy.ndarray
+        As :func:`smooth_l1_loss_grad` returns it.
+
+    {raises}
+
+    {rules}
+
+    Examples
+    --------
+    >>> import numpy as np, nbloss
+    >>> print(nbloss.huber_loss_grad(np.array([-3.0, 0.5, 3.0]), 0.0, 2.0, "sum"))
+    [-2.   0.5  2. ]
+    """
     return new_call(input, target, "huber", delta, reduction, weight, stream).grad(out)
 
 
-def smooth_l1_loss_value_and_grad(input, target, beta=1.0, reduction="mean", *, weight=None,
-                                  out=None, stream=None, size_average=None, reduce=None):
-    """``(smooth_l1_loss(...), smooth_l1_loss_grad(...))`` in one pass over memory; ``out``
-    receives the gradient. Shaped for ``scipy.optimize.minimize(fun, x0, jac=True)``."""
+@shared
+def smooth_l1_loss_value_and_grad(input: Operand, target: Operand, beta: Param = 1.0,
+                                  reduction: Reduction = "mean", *,
+                                  weight: Weight = None, out: Any = None,
+                                  stream: Stream = None, size_average: Legacy = None,
+                                  reduce: Legacy = None) -> tuple[Any, Any]:
+    """``(smooth_l1_loss(...), smooth_l1_loss_grad(...))`` from one pass over memory.
+
+    The value is :func:`smooth_l1_loss`'s to the bit, the gradient
+    :func:`smooth_l1_loss_grad`'s. Shaped for ``scipy.optimize.minimize(fun, x0,
+    jac=True)``.
+
+    Parameters
+    ----------
+    {operands}
+    beta : float, default 1.0
+        >= 0, not NaN; 0 is exact L1.
+    {reduction}
+    {weight}
+    out : numpy.ndarray, optional
+        Receives the gradient (input's shape, the result dtype).
+    {stream}
+    {legacy}
+
+    Returns
+    -------
+    value : numpy.floating or numpy.ndarray
+        The loss, as :func:`smooth_l1_loss` returns it.
+    grad : numpy.ndarray
+        The gradient, as :func:`smooth_l1_loss_grad` returns it.
+
+    {raises}
+
+    {rules}
+
+    Examples
+    --------
+    >>> import numpy as np, nbloss
+    >>> value, grad = nbloss.smooth_l1_loss_value_and_grad(np.array([0.5, 3.0]), 0.0)
+    >>> print(value, grad)
+    1.3125 [0.25 0.5 ]
+    """
     return new_call(input, target, "smooth_l1", beta, reduction, weight,
                     stream, True, size_average, reduce).value_and_grad(out)
 
 
-def huber_loss_value_and_grad(input, target, delta=1.0, reduction="mean", *, weight=None, out=None,
-                              stream=None):
-    """``(huber_loss(...), huber_loss_grad(...))`` in one pass over memory; ``out``
-    receives the gradient."""
+@shared
+def huber_loss_value_and_grad(input: Operand, target: Operand, delta: Param = 1.0,
+                              reduction: Reduction = "mean", *, weight: Weight = None,
+                              out: Any = None, stream: Stream = None) -> tuple[Any, Any]:
+    """``(huber_loss(...), huber_loss_grad(...))`` from one pass over memory.
+
+    Parameters
+    ----------
+    {operands}
+    delta : float, default 1.0
+        > 0, not NaN.
+    {reduction}
+    {weight}
+    out : numpy.ndarray, optional
+        Receives the gradient (input's shape, the result dtype).
+    {stream}
+
+    Returns
+    -------
+    value : numpy.floating or numpy.ndarray
+        The loss, as :func:`huber_loss` returns it.
+    grad : numpy.ndarray
+        The gradient, as :func:`huber_loss_grad` returns it.
+
+    {raises}
+
+    {rules}
+
+    Examples
+    --------
+    >>> import numpy as np, nbloss
+    >>> value, grad = nbloss.huber_loss_value_and_grad(np.array([0.5, 3.0]), 0.0, 2.0, "sum")
+    >>> print(value, grad)
+    4.125 [0.5 2. ]
+    """
     return new_call(input, target, "huber", delta, reduction, weight,
                     stream).value_and_grad(out)
-
-
-def smooth_l1_loss_backward(grad_output, input, target, beta=1.0, reduction="mean", *,
-                            weight=None, stream=None, size_average=None, reduce=None):
-    """The backward of :func:`smooth_l1_loss`, torch's autograd contract.
-
-    ``grad_output`` is the upstream gradient: a scalar for 'mean'/'sum', an array
-    broadcastable to the loss for 'none'; it is cast to the computation dtype and does
-    not decide it (as torch casts it to the loss's). Returns ``(grad_input,
-    grad_target)``, each in its operand's shape (summed over broadcast axes) and in the
-    result dtype, an integer operand's too; ``grad_target = -grad_input`` before that sum.
-    """
-    return new_call(input, target, "smooth_l1", beta, reduction, weight,
-                    stream, False, size_average, reduce).backward(grad_output)
-
-
-def huber_loss_backward(grad_output, input, target, delta=1.0, reduction="mean", *, weight=None,
-                        stream=None):
-    """The backward of :func:`huber_loss`: ``(grad_input, grad_target)`` as in
-    :func:`smooth_l1_loss_backward`."""
-    return new_call(input, target, "huber", delta, reduction, weight,
-                    stream, False).backward(grad_output)
-
-
-def smooth_l1_loss_hess_diag(input, target, beta=1.0, reduction="mean", *, weight=None, out=None,
-                             stream=None):
-    """Diagonal of the Hessian of :func:`smooth_l1_loss` w.r.t. input (torch's double
-    backward): ``(|x| < beta) / beta`` per element (0 on the boundary, 0 for beta = 0),
-    times ``weight``, times 1/N for 'mean'; the mask multiplies, so a NaN or infinite
-    weight gives NaN outside it, as in torch. The Hessian is diagonal, so
-    ``hessp(v) = hess_diag * v``."""
-    return new_call(input, target, "smooth_l1", beta, reduction, weight,
-                    stream).hess_diag(out)
-
-
-def huber_loss_hess_diag(input, target, delta=1.0, reduction="mean", *, weight=None, out=None,
-                         stream=None):
-    """Diagonal of the Hessian of :func:`huber_loss` w.r.t. input: ``(|x| < delta)`` per
-    element, times ``weight`` (NaN or inf: as in :func:`smooth_l1_loss_hess_diag`), times
-    1/N for 'mean'."""
-    return new_call(input, target, "huber", delta, reduction, weight, stream).hess_diag(out)
-
-
-# -- criteria ------------------------------------------------------------------------------
-
-class _Criterion:
-    """``loss = crit(input, target)``, then ``crit.backward(grad_output=1.0)``.
-
-    The forward runs the fused kernel, so the gradient is ready when ``backward`` is
-    called: a training step reads input and target once.
-    """
-
-    _name = ""
-
-    def __init__(self, reduction, param):
-        self.reduction = v.check_reduction(reduction)
-        self._param = param
-        self._saved = None
-
-    def _new_call(self, input, target, stream):  # pragma: no cover - overridden
-        raise NotImplementedError
-
-    def __call__(self, input, target, *, stream=None):
-        call = self._new_call(input, target, stream)
-        value, full_grad = call.value_and_grad_full()
-        self._saved = (call, full_grad)
-        return value
-
-    forward = __call__
-
-    def backward(self, grad_output=1.0):
-        """``(grad_input, grad_target)`` of the last forward call, times ``grad_output``
-        (a scalar for 'mean'/'sum', an array broadcastable to the loss for 'none'; cast
-        to the computation dtype). New arrays on every call: the caller's to change."""
-        if self._saved is None:
-            raise RuntimeError(f"{type(self).__name__}.backward() called before a forward call")
-        call, full = self._saved
-        return call.backward_from(full, grad_output)
-
-    def __repr__(self):
-        return f"{type(self).__name__}(reduction={self.reduction!r}, {self._name}={self._param!r})"
-
-
-class SmoothL1Loss(_Criterion):
-    """torch's ``nn.SmoothL1Loss``: ``loss = crit(input, target)``; ``crit.backward()``."""
-
-    _name = "beta"
-
-    def __init__(self, size_average=None, reduce=None, reduction="mean", beta=1.0):
-        reduction = v.legacy_reduction(size_average, reduce, reduction)
-        super().__init__(reduction, v.check_beta(beta))
-
-    @property
-    def beta(self):
-        return self._param
-
-    def _new_call(self, input, target, stream):
-        return new_call(input, target, "smooth_l1", self._param, self.reduction, stream=stream)
-
-
-class HuberLoss(_Criterion):
-    """torch's ``nn.HuberLoss``: ``loss = crit(input, target)``; ``crit.backward()``."""
-
-    _name = "delta"
-
-    def __init__(self, reduction="mean", delta=1.0):
-        super().__init__(reduction, v.check_delta(delta))
-
-    @property
-    def delta(self):
-        return self._param
-
-    def _new_call(self, input, target, stream):
-        return new_call(input, target, "huber", self._param, self.reduction, stream=stream)

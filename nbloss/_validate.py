@@ -51,12 +51,22 @@ def check_reduction(reduction):
                      "(expected 'none', 'mean' or 'sum')")
 
 
-def legacy_reduction(size_average, reduce, reduction):
+def legacy_reduction(size_average, reduce, reduction, fn="smooth_l1_loss"):
     """torch's mapping of the deprecated ``size_average``/``reduce`` flags, with its
     warning: None counts as True; both -> 'mean', ``reduce`` alone -> 'sum',
-    ``reduce=False`` -> 'none'."""
+    ``reduce=False`` -> 'none'. Anything but None or a bool raises TypeError: torch takes
+    any value for its truth, so ``SmoothL1Loss(0.5)``, meant as beta, is 'mean' with
+    beta 1 there."""
     if size_average is None and reduce is None:
         return reduction
+    for name, flag in (("size_average", size_average), ("reduce", reduce)):
+        if flag is not None and not isinstance(flag, (bool, np.bool_)):
+            where = " (torch's deprecated flag, the first positional argument)" if (
+                name == "size_average" and fn == "SmoothL1Loss") else " (torch's deprecated flag)"
+            meant = (f"for a beta of {flag!r} pass beta={flag!r}, for a reduction pass "
+                     if isinstance(flag, numbers.Real) else "pass ")
+            raise TypeError(f"{fn}: {name} must be a bool or None, got {flag!r}{where}; "
+                            f"{meant}reduction='none', 'mean' or 'sum'")
     size_average = True if size_average is None else size_average
     reduce = True if reduce is None else reduce
     if size_average and reduce:
@@ -91,6 +101,16 @@ def _real_scalar(value, name, fn):
     if math.isnan(value):
         raise ValueError(f"{fn}: {name} must not be NaN, got {name}=nan")
     return value
+
+
+def check_criterion_reduction(reduction, param):
+    """A criterion's ``reduction``, with a TypeError for a number: ``HuberLoss(0.5)``
+    means ``reduction=0.5`` in torch's order, where ``delta=0.5`` was meant."""
+    if isinstance(reduction, numbers.Real) and not isinstance(reduction, (bool, np.bool_)):
+        raise TypeError(f"reduction must be 'none', 'mean' or 'sum', got {reduction!r} (the "
+                        f"first positional argument); for a {param} of {reduction!r} pass "
+                        f"{param}={reduction!r}")
+    return check_reduction(reduction)
 
 
 def check_beta(beta, fn="smooth_l1_loss"):

@@ -14,15 +14,16 @@ REQUIRE_COMPARE = os.environ.get("NBLOSS_REQUIRE_COMPARE") == "1"
 SMALL, MIDDLE, LARGE = 37, 50001, 100_003
 
 
-def require(module):
-    """Import a reference library; skip without it, unless NBLOSS_REQUIRE_COMPARE=1 (set
-    by .ci/run), where its absence is an error: parity tests must not silently vanish."""
+def require(module, extra="compare"):
+    """Import a reference library or tool; skip without it, unless NBLOSS_REQUIRE_COMPARE=1
+    (set by .ci/run), where its absence is an error: parity tests, the typing check and
+    the docs build must not silently vanish."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:
         if REQUIRE_COMPARE:
             raise RuntimeError(f"NBLOSS_REQUIRE_COMPARE=1 but {module} cannot be imported: {exc}") from exc
-        pytest.skip(f"{module} is not installed (pip install 'nbloss[compare]')")
+        pytest.skip(f"{module} is not installed (pip install 'nbloss[{extra}]')")
 
 
 @pytest.fixture(scope="session")

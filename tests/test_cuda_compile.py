@@ -1,9 +1,11 @@
 """Every CUDA kernel compiles to PTX for the GPUs nbloss targets, without a GPU.
 
-numba-cuda compiles through NVVM, which the ``cuda12``/``cuda13`` extras install as a
-wheel; the driver is only needed to load and launch. This catches typing errors in the
-kernels (optional None arrays, tuples of strides, the shuffle reduction) on machines with
-no GPU, where the simulator, which runs them as Python, cannot.
+numba-cuda compiles through NVVM, and finds NVRTC before it compiles anything: the ``ptx``
+extra installs the two as wheels, without the CUDA runtime (the ``cuda12``/``cuda13``
+extras, for GPU machines, include them too); the driver is only needed to load and
+launch. This catches typing errors in the kernels (optional None arrays, tuples of
+strides, the shuffle reduction) on machines with no GPU, where the simulator, which runs
+them as Python, cannot.
 """
 
 import pytest
@@ -63,10 +65,12 @@ print("compiled", kernels)
 def test_every_kernel_compiles_to_ptx(cc):
     pytest.importorskip("numba.cuda", reason="numba-cuda is not installed")
     probe = run_python("from numba.cuda.cudadrv import nvvm\n"
-                       "try:\n    nvvm.NVVM()\n    print('yes')\nexcept Exception as e:\n    print('no', e)")
+                       "from numba.cuda.cuda_paths import get_cuda_paths\n"
+                       "try:\n    nvvm.NVVM()\n    get_cuda_paths()\n    print('yes')\n"
+                       "except Exception as e:\n    print('no', e)")
     if not probe.startswith("yes"):
         if REQUIRE_COMPARE:
-            raise RuntimeError(f"NBLOSS_REQUIRE_COMPARE=1 but NVVM is missing: {probe.strip()}")
-        pytest.skip(f"NVVM is not installed (pip install 'nbloss[cuda12]'): {probe.strip()}")
+            raise RuntimeError(f"NBLOSS_REQUIRE_COMPARE=1 but NVVM or NVRTC is missing: {probe.strip()}")
+        pytest.skip(f"NVVM or NVRTC is not installed (pip install 'nbloss[ptx]'): {probe.strip()}")
     out = run_python(CODE, cc, NUMBA_ENABLE_CUDASIM=0)
     assert int(out.split()[-1]) >= 101

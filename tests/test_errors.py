@@ -269,3 +269,43 @@ def test_dask_array_of_unknown_chunk_sizes(arrays):
     known = unknown.compute_chunk_sizes()  # what the message says to do
     np.testing.assert_allclose(nbloss.huber_loss(known, 0.0).compute(), nbloss.huber_loss(a[a > 0], 0.0))
     untouched(arrays)
+
+
+@pytest.mark.parametrize("flags", [{"size_average": 0.5}, {"reduce": 0.5}, {"size_average": 1},
+                                   {"reduce": "sum"}, {"size_average": np.float64(0.0)}])
+def test_non_bool_legacy_flag_is_a_type_error(arrays, flags):
+    """torch reads any value's truth: nn.SmoothL1Loss(0.5) is size_average=0.5, beta=1.0,
+    a silent 'mean' where beta 0.5 was meant. nbloss refuses all but bools and None,
+    pointing at the keyword that was meant."""
+    with pytest.raises(TypeError, match=r"SmoothL1Loss: \w+ must be a bool or None, got .*"
+                                        r"reduction='none', 'mean' or 'sum'"):
+        nbloss.SmoothL1Loss(**flags)
+    for f in (nbloss.smooth_l1_loss, nbloss.smooth_l1_loss_grad,
+              nbloss.smooth_l1_loss_value_and_grad):
+        with pytest.raises(TypeError, match=r"smooth_l1_loss: \w+ must be a bool or None"):
+            f(*arrays, **flags)
+    with pytest.raises(TypeError, match="must be a bool or None"):
+        nbloss.smooth_l1_loss_backward(1.0, *arrays, **flags)
+
+
+def test_a_number_first_is_size_average_and_says_so():
+    with pytest.raises(TypeError, match=r"size_average must be a bool or None, got 0\.5 \(torch's "
+                                        r"deprecated flag, the first positional argument\); for a "
+                                        r"beta of 0\.5 pass beta=0\.5"):
+        nbloss.SmoothL1Loss(0.5)
+
+
+@pytest.mark.parametrize("size_average,reduce,expected",
+                         [(False, None, "sum"), (None, False, "none"), (np.True_, True, "mean")])
+def test_bool_legacy_flags_keep_torchs_mapping_and_warning(size_average, reduce, expected):
+    with pytest.warns(UserWarning, match=f"please use reduction='{expected}' instead"):
+        crit = nbloss.SmoothL1Loss(size_average, reduce)
+    assert crit.reduction == expected
+
+
+def test_a_number_first_in_huber_loss_is_a_type_error_pointing_at_delta():
+    with pytest.raises(TypeError, match=r"reduction must be 'none', 'mean' or 'sum', got 0\.5 .*"
+                                        r"pass delta=0\.5"):
+        nbloss.HuberLoss(0.5)
+    with pytest.raises(ValueError, match="is not a valid value for reduction"):
+        nbloss.HuberLoss("avg")

@@ -1,11 +1,13 @@
 """The package's shape, read from its source: the import graph has no cycle, the contract
-module is a leaf, every backend implements the whole contract, no module is oversized."""
+module is a leaf, every public function enters through new_call, every backend implements
+the whole contract, no module is oversized."""
 
 import ast
 import pathlib
 
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "nbloss"
 BACKENDS = {"_host": "HostCall", "_device": "DeviceCall", "_dask": "DaskCall"}
+PUBLIC = {"nbloss", "nbloss._losses", "nbloss._autograd", "nbloss._criteria", "nbloss.fvcore"}
 
 
 def modules():
@@ -38,9 +40,8 @@ def imports(name, tree, known):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.JoinedStr):  # importlib.import_module(f"nbloss.{name}")
             text = "".join(v.value for v in node.values if isinstance(v, ast.Constant))
-            if text == "nbloss.":
-                targets = [m for m in known if m.startswith("nbloss._") and "." not in m[7:]
-                           and not m.startswith("nbloss.__")]
+            if text == "nbloss.":  # _losses._backend: the backends, by name
+                targets = [f"nbloss.{backend}" for backend in BACKENDS]
         out.update(t for t in targets if t in known and t != name)
     return out
 
@@ -72,8 +73,30 @@ def test_contract_is_a_leaf_and_backends_do_not_import_the_public_layer():
     edges = graph()
     assert edges["nbloss._call"] <= {"nbloss._math", "nbloss._validate"}
     for backend in BACKENDS:
-        assert "nbloss._losses" not in edges[f"nbloss.{backend}"], backend
-        assert "nbloss" not in edges[f"nbloss.{backend}"], backend
+        assert not edges[f"nbloss.{backend}"] & PUBLIC, backend
+    # the static types and the shared docstring text import nothing of nbloss
+    assert edges["nbloss._typing"] == set() and edges["nbloss._docs"] == set()
+
+
+def test_every_public_function_returns_one_operation_of_new_call():
+    """``return new_call(...).<operation>(...)``: one entry, one operation, nothing else."""
+    trees = modules()
+    found = set()
+    for module in ("nbloss._losses", "nbloss._autograd"):
+        for node in trees[module].body:
+            if (not isinstance(node, ast.FunctionDef) or node.name.startswith("_")
+                    or node.name == "new_call"):
+                continue
+            found.add(node.name)
+            body = [n for n in node.body if not (isinstance(n, ast.Expr)  # the docstring
+                                                 and isinstance(n.value, ast.Constant))]
+            assert len(body) == 1 and isinstance(body[0], ast.Return), node.name
+            call = body[0].value
+            assert (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                    and isinstance(call.func.value, ast.Call)
+                    and ast.unparse(call.func.value.func) == "new_call"), node.name
+    assert found == {f"{loss}_loss{suffix}" for loss in ("smooth_l1", "huber")
+                     for suffix in ("", "_grad", "_value_and_grad", "_backward", "_hess_diag")}
 
 
 def _methods(tree, cls):

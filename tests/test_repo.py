@@ -19,6 +19,16 @@ def test_quick_start_has_exactly_two_commands():
     assert "pytest" in commands[1]
 
 
+def test_each_quick_start_command_makes_its_own_virtual_environment():
+    """A system Python may be externally managed: each command starts with a venv."""
+    folders = []
+    for command in quick_start_commands():
+        made = re.match(r"python3 -m venv (\S+) && \. (\S+)/bin/activate && pip install ", command)
+        assert made and made.group(1) == made.group(2), command
+        folders.append(made.group(1))
+    assert len(set(folders)) == len(folders)
+
+
 def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert quick_start_commands()[1] in ci
