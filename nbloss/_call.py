@@ -56,7 +56,7 @@ class LossSpec(NamedTuple):
         return scalars(self.loss, self.param, dtype)
 
 
-_CHECKED = {}  # (loss, param) -> LossSpec, for float parameters already checked
+_CHECKED: dict[tuple[str, float], "LossSpec"] = {}  # float parameters already checked
 
 
 def loss_spec(loss, param):

@@ -38,7 +38,7 @@ class _Plan(NamedTuple):
     sum_kernels: _cpu.Kernels
 
 
-_PLANS = {}  # (spec, dtype, n, reduction) -> _Plan
+_PLANS: dict[tuple, "_Plan"] = {}  # (spec, dtype, n, reduction) -> _Plan
 
 
 def _plan(spec, dtype, n, reduction):
