@@ -56,14 +56,14 @@ class LossSpec(NamedTuple):
         return scalars(self.loss, self.param, dtype)
 
 
-_CHECKED: dict[tuple[str, float], "LossSpec"] = {}  # float parameters already checked
+CHECKED_SPECS: dict[tuple[str, float], "LossSpec"] = {}  # float parameters already checked
 
 
 def loss_spec(loss, param):
     """``LossSpec(loss, param)``, the parameter checked (``_validate.check_beta`` or
     ``check_delta``: the exception for a bad one); cached for float parameters, whose
     check and spec cost more than a small loss does."""
-    spec = _CHECKED.get((loss, param)) if type(param) is float else None
+    spec = CHECKED_SPECS.get((loss, param)) if type(param) is float else None
     if spec is not None:
         return spec
     if loss == "smooth_l1":
@@ -72,8 +72,8 @@ def loss_spec(loss, param):
         param = v.check_delta(param)
     spec = LossSpec(loss, param)
     # 0.0 and -0.0 are one key: leave the zeros out rather than answer one for the other
-    if param != 0 and len(_CHECKED) < 1024:
-        _CHECKED[loss, param] = spec
+    if param != 0 and len(CHECKED_SPECS) < 1024:
+        CHECKED_SPECS[loss, param] = spec
     return spec
 
 

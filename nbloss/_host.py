@@ -18,7 +18,6 @@ from . import _validate as v
 
 _FLOAT32, _FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
 _UNIT_STRIDES = {_FLOAT32: (4,), _FLOAT64: (8,)}
-_REDUCTIONS = frozenset(v.REDUCTIONS)
 _OPERAND_NAMES = ("input", "target", "weight")
 
 
@@ -84,9 +83,6 @@ class HostCall(_call.Call):
 
     def __init__(self, input, target, spec, reduction, weight=None, warn_shapes=True):
         self.spec = spec
-        if not (type(reduction) is str and reduction in _REDUCTIONS):
-            reduction = v.check_reduction(reduction)  # raises, or maps torch's old name
-        self.reduction = reduction
         # two ndarrays of one float32/float64 dtype and shape, the common case, need no
         # conversion: at 1e3 elements _normalise costs several times the kernel. (NumPy's
         # native float dtypes are singletons, so ``is`` suffices: any other dtype object,
@@ -94,7 +90,8 @@ class HostCall(_call.Call):
         dtype = input.dtype if type(input) is np.ndarray else None
         shape = input.shape if dtype is not None else None
         if (weight is None and type(target) is np.ndarray and target.dtype is dtype
-                and (dtype is _FLOAT32 or dtype is _FLOAT64) and target.shape == shape):
+                and (dtype is _FLOAT32 or dtype is _FLOAT64) and target.shape == shape
+                and type(reduction) is str):
             self.dtype = self.out_dtype = dtype
             self.shape = self.input_shape = self.target_shape = shape
             self.n = n = input.size
@@ -104,10 +101,17 @@ class HostCall(_call.Call):
             self.a = input if input.strides == unit else v.flat_array(input)
             self.b = target if target.strides == unit else v.flat_array(target)
             self.sources = (input, target)
+            # a plan is only made for a valid reduction: finding one checks it
+            plan = _PLANS.get((spec, dtype, n, reduction))
+            if plan is None:
+                reduction = v.check_reduction(reduction)  # raises, or maps torch's old name
+                plan = _plan(spec, dtype, n, reduction)
         else:
+            reduction = v.check_reduction(reduction)
             self._normalise(input, target, weight, warn_shapes)
-            n, dtype = self.n, self.dtype
-        self.plan = _PLANS.get((spec, dtype, n, reduction)) or _plan(spec, dtype, n, reduction)
+            plan = _plan(spec, self.dtype, self.n, reduction)
+        self.reduction = reduction
+        self.plan = plan
 
     def _normalise(self, input, target, weight, warn_shapes):
         """Any other operands, converted as the kernels read them; all arithmetic happens

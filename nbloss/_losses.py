@@ -27,6 +27,7 @@ from ._typing import Legacy, Operand, Param, Reduction, Stream, Weight
 # tests/test_typing.py checks the two agree.
 
 _backends = {}
+_SPECS = _call.CHECKED_SPECS  # looked up here first: a call of _call.loss_spec costs 0.05 us
 
 
 def _backend(name):
@@ -54,7 +55,9 @@ def new_call(input, target, loss, param, reduction, weight=None, stream=None,
     gives."""
     if size_average is not None or reduce is not None:
         reduction = v.legacy_reduction(size_average, reduce, reduction)
-    spec = _call.loss_spec(loss, param)
+    spec = _SPECS.get((loss, param)) if type(param) is float else None
+    if spec is None:
+        spec = _call.loss_spec(loss, param)  # checks the parameter, and caches its spec
     if not (type(input) is np.ndarray and type(target) is np.ndarray):
         operands = (input, target, weight)
         if any(v.is_dask_array(op) for op in operands):
