@@ -267,6 +267,8 @@ def _absent(t):
 
 def _literal_reduction(reduction):
     """The reduction's value when known at compile time, else None."""
+    if isinstance(reduction, str):  # the default, as numba's typing passes it
+        return reduction
     if isinstance(reduction, types.StringLiteral):
         return reduction.literal_value
     if isinstance(reduction, types.Omitted):
@@ -289,8 +291,7 @@ def _check_types(name, op, input, target, param, reduction, weight, out):
     value = param.value if isinstance(param, types.Omitted) else param
     if not isinstance(value, (types.Float, types.Integer, float, int)):
         raise errors.TypingError(f"{where}: the parameter must be a real number, got {param}")
-    if not (isinstance(reduction, (types.UnicodeType, types.StringLiteral))
-            or isinstance(reduction, types.Omitted)):
+    if not isinstance(reduction, (types.UnicodeType, types.StringLiteral, types.Omitted, str)):
         raise errors.TypingError(f"{where}: reduction must be a string, got {reduction}")
     if not (_absent(weight) or _float_array(weight)):
         raise errors.TypingError(f"{where}: weight must be None or a float32 or float64 "
