@@ -15,7 +15,6 @@ CPU, ``_cuda.element`` on CUDA, the compilations the array functions' kernels ca
 
 import math
 
-import numba
 from numba import types
 from numba.core import errors
 from numba.extending import overload, register_jitable
@@ -187,16 +186,3 @@ def init():
         elementwise_overload(fn, _cpu_element, _cpu_overload)
     for name, (loss, op) in ARRAY_FUNCTIONS.items():
         _array_overload(getattr(_losses, name), loss, op)
-
-
-def python_ufunc(name):
-    """``elementwise.<name>`` from Python: a numba ufunc (compiled per dtype on first
-    use) whose body calls the overload, so Python gets the compiled code's bits."""
-    init()
-    fn = getattr(elementwise, name)
-
-    def element(x, param):
-        return fn(x, param)
-
-    element.__name__ = element.__qualname__ = name
-    return numba.vectorize(nopython=True)(element)

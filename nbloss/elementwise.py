@@ -83,11 +83,22 @@ def _call(name, x, param):
         x = _operand(x)
     ufunc = _ufuncs.get(name)
     if ufunc is None:
-        from . import _numba
-
-        ufunc = _ufuncs[name] = _numba.python_ufunc(name)
+        ufunc = _ufuncs[name] = _ufunc(globals()[name])
     with np.errstate(all="ignore"):  # as the array functions: no warning for inf or NaN
         return ufunc(x, param)
+
+
+def _ufunc(fn):
+    """``fn`` from Python: a numba ufunc (compiled per dtype on first use) whose body calls
+    ``fn``'s overload, so Python gets the compiled code's bits. (numba registers the
+    overload through the entry point before it compiles.)"""
+    import numba
+
+    def element(x, param):
+        return fn(x, param)
+
+    element.__name__ = element.__qualname__ = fn.__name__
+    return numba.vectorize(nopython=True)(element)
 
 
 def _operand(x):

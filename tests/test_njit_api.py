@@ -5,7 +5,6 @@ in a new process with the same bits."""
 
 import json
 import pathlib
-import textwrap
 
 import numpy as np
 import pytest
