@@ -28,6 +28,7 @@ numba ufunc compiled on its first call, so ``x`` may also be an array.
 """
 
 import numbers
+import threading
 
 import numpy as np
 
@@ -71,6 +72,8 @@ def huber_hess(x, delta):
 FUNCTIONS = (smooth_l1, smooth_l1_grad, smooth_l1_hess, huber, huber_grad, huber_hess)
 
 _ufuncs = {}
+_compiled = set()
+_lock = threading.Lock()
 
 
 def _call(name, x, param):
@@ -83,9 +86,17 @@ def _call(name, x, param):
         x = _operand(x)
     ufunc = _ufuncs.get(name)
     if ufunc is None:
-        ufunc = _ufuncs[name] = _ufunc(globals()[name])
+        with _lock:
+            ufunc = _ufuncs.get(name) or _ufunc(globals()[name])
+            _ufuncs[name] = ufunc
+    key = (name, np.asarray(x).dtype, type(param))
     with np.errstate(all="ignore"):  # as the array functions: no warning for inf or NaN
-        return ufunc(x, param)
+        if key in _compiled:
+            return ufunc(x, param)
+        with _lock:  # the first call of a signature compiles it: once, in one thread
+            result = ufunc(x, param)
+            _compiled.add(key)
+            return result
 
 
 def _ufunc(fn):
