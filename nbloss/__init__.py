@@ -2,7 +2,9 @@
 kernels, with torch's (and, in ``nbloss.fvcore``, fvcore's) exact semantics.
 
 ``import nbloss`` imports NumPy only; numba and the kernels load on the first call and
-compile lazily (cached on disk).
+compile lazily (cached on disk). ``nbloss.elementwise``: the per-element functions for
+your own loops and kernels (``@njit``, ``@vectorize``, ``@cuda.jit``), loaded on first
+use; inside ``@njit`` code the array functions below work too.
 """
 
 from ._autograd import (
@@ -23,6 +25,16 @@ from ._losses import (
 from ._validate import CacheWarning
 
 __version__ = "0.1.0"
+
+
+
+
+def __getattr__(name):
+    if name == "elementwise":  # on first use: ``import nbloss`` stays NumPy only
+        import importlib
+
+        return importlib.import_module("nbloss.elementwise")
+    raise AttributeError(f"module 'nbloss' has no attribute {name!r}")
 
 
 __all__ = [

@@ -8,6 +8,7 @@ import pathlib
 import numpy as np
 import pytest
 
+import nbloss
 from conftest import require
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
@@ -123,3 +124,69 @@ def test_mlp_gradients_match_finite_differences(mlp):
                 p[idx] = old
                 fd[idx] = (up - down) / (2 * eps)
             np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-8)
+
+
+# -- examples/robust_regression_numba.py: residuals in the user's own compiled loop ----------
+
+@pytest.fixture(scope="module")
+def fused():
+    return load("robust_regression_numba")
+
+
+def summation_bound(terms):
+    """Any order of adding ``terms`` in float64 is within (n - 1) eps sum|terms| of the
+    exact sum (recursive summation's worst case), so two orders are within twice that."""
+    return 2 * (len(terms) - 1) * np.finfo(np.float64).eps * float(np.sum(np.abs(terms)))
+
+
+def test_fused_loop_elements_are_the_array_functions_and_its_sums_theirs_to_rounding(fused):
+    A, y, _ = fused.make_data(30_000, seed=11)  # several blocks, threaded
+    w = np.linalg.lstsq(A, y, rcond=None)[0] + 0.3
+    delta = 1.5
+    loss, grad = fused.value_and_grad(A, y, w, delta)
+    r = fused.residuals(A, y, w)  # the loop's residuals, as an array
+    # per element, nbloss.elementwise is the array function to the bit
+    elements, grad_r = nbloss.huber_loss_value_and_grad(r, 0.0, delta, "none")
+    elem = nbloss.elementwise
+    assert elem.huber(r, delta).tobytes() == elements.tobytes()
+    assert elem.huber_grad(r, delta).tobytes() == grad_r.tobytes()
+    # the sums differ only by the order of additions
+    reference = float(nbloss.huber_loss(r, 0.0, delta, "sum"))
+    assert abs(loss - reference) <= summation_bound(elements)
+    assert loss != 0 and abs(loss - reference) <= 1e-9 * loss  # the bound says something
+    products = grad_r[:, None] * A
+    for k in range(A.shape[1]):
+        assert abs(grad[k] - (A.T @ grad_r)[k]) <= summation_bound(products[:, k]) + 1e-300
+    # the array functions' two-step version, from A @ w (another order of the dot products)
+    loss2, grad2 = fused.two_step_value_and_grad(A, y, w, delta)
+    dot_error = (A.shape[1] + 1) * np.finfo(np.float64).eps * (np.abs(A) @ np.abs(w) + np.abs(y))
+    assert abs(loss - loss2) <= summation_bound(elements) + delta * dot_error.sum()
+
+
+def test_fused_loop_is_the_same_bits_for_any_thread_count(fused):
+    from numba import get_num_threads, set_num_threads
+
+    A, y, _ = fused.make_data(20_000, seed=12)
+    w = np.ones(A.shape[1])
+    first = fused.value_and_grad(A, y, w, 1.0)
+    threads = get_num_threads()
+    try:
+        set_num_threads(1)
+        second = fused.value_and_grad(A, y, w, 1.0)
+    finally:
+        set_num_threads(threads)
+    assert first[0] == second[0] and first[1].tobytes() == second[1].tobytes()
+
+
+def test_fused_fit_is_scipy_least_squares_huber(fused):
+    """scipy's cost 0.5 f^2 sum rho((r / f)^2), rho(z) = z or 2 sqrt(z) - 1, is sum
+    huber(r; delta=f) exactly: both solvers stop where float64 no longer resolves the
+    objective, and are then no further apart than their gradients over the Hessian's
+    smallest eigenvalue allow (as for the array functions' example above)."""
+    robust = load("robust_regression")
+    A, y, w, lsq = fused.main(n=3000, delta=1.0, seed=13)
+    resolution = float64_resolution_gradient(A, y, lsq, 1.0)
+    g = [robust.gradient_norm(A, y, v, 1.0) for v in (w, lsq)]
+    assert max(g) <= resolution
+    bound = robust.distance_bound(A, y, w, 1.0, g)
+    assert np.linalg.norm(w - lsq) <= bound and bound < 1e-6 * np.linalg.norm(lsq)

@@ -40,7 +40,7 @@ def imports(name, tree, known):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.JoinedStr):  # importlib.import_module(f"nbloss.{name}")
             text = "".join(v.value for v in node.values if isinstance(v, ast.Constant))
-            if text == "nbloss.":  # _losses._backend: the backends, by name
+            if text == "nbloss.":  # _losses._backend(name): the backends, by name
                 targets = [f"nbloss.{backend}" for backend in BACKENDS]
         out.update(t for t in targets if t in known and t != name)
     return out

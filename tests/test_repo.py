@@ -65,3 +65,10 @@ def test_gpu_jobs_are_scripted():
     readme = (ROOT / "README.md").read_text()
     for job in ("test", "bench"):
         assert f"bash benchmarks/gpu.sh {job}" in readme and f"  {job})" in script
+
+
+def test_readme_numba_snippet_is_the_examples_code():
+    section = (ROOT / "README.md").read_text().split("## Use from numba code", 1)[1]
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "elementwise.huber(" in snippet
+    assert snippet in (ROOT / "examples" / "robust_regression_numba.py").read_text()
