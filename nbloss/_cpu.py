@@ -2,7 +2,8 @@
 
 Every kernel takes 1-D C-contiguous arrays of one length ``n`` (``a`` = input, ``b`` =
 target, optional ``w`` = weight and ``upstream`` = upstream gradient; each may be float32
-or float64, numba promotes mixed pairs as NumPy does) and scalars whose values are in the
+or float64, numba promotes mixed pairs as NumPy does; ``a``, ``b`` and ``w`` may also be
+0-d arrays, one value read for every element, compiled as variants of their own) and scalars whose values are in the
 computation dtype, the promoted dtype of ``a`` and ``b``: ``p`` (beta or delta), ``half``
 = 0.5 and ``half_p`` = half * p, passed as Python floats and converted by each kernel.
 Shapes, broadcasting, dtypes and validation live in ``_host``. One loss kind's kernels
@@ -55,7 +56,7 @@ from numba import prange  # noqa: E402
 
 from . import _jit, _math  # noqa: E402
 # numba.njit, with a disk cache that a faulty or unwritable cache cannot break (_jit)
-from ._jit import njit, serial_twin, slice_or_none  # noqa: E402
+from ._jit import njit, part, serial_twin, size_of  # noqa: E402
 
 # Why each value, and the measurements behind it: docs/kernels.md, "Constants".
 # bytes of the widest operand per reduction block: the block sums take 0.1% of the input
@@ -95,7 +96,7 @@ def run_shape(dtype):
 _OPTIONS = _jit.OPTIONS
 _SUM_OPTIONS = _jit.NOALIAS_OPTIONS
 
-element = _math.compile_for(njit(**_OPTIONS))
+element = _math.compile_for(njit(**_OPTIONS), value_at=_jit.value_at)
 loss_at = element.loss_at
 grad_at = element.grad_at
 hess_at = element.hess_at
@@ -134,8 +135,8 @@ def _block_loss_sum(kind, a, b, w, p, half, half_p, scale, grad_out, lo, hi):
     """
     # slices indexed from 0: numba then knows no index is negative, and the loop
     # vectorises (about 2.5x faster than indexing a[lo + m])
-    ab, bb = a[lo:hi], b[lo:hi]
-    wb, gb = slice_or_none(w, lo, hi), slice_or_none(grad_out, lo, hi)
+    ab, bb = part(a, lo, hi), part(b, lo, hi)
+    wb, gb = part(w, lo, hi), part(grad_out, lo, hi)
     # a constant here, not an argument: the unweighted gradient's ``* t`` by it folds away
     one = _one_like(half)
     zero = _zero_like(half)
@@ -151,8 +152,8 @@ def _block_loss_sum(kind, a, b, w, p, half, half_p, scale, grad_out, lo, hi):
             lanes[k] = zero
         # the run's own slices, indexed from 0 (see above)
         lo_run, hi_run = first * lanes_count, min(first + rows_per_run, rows) * lanes_count
-        ar, br = ab[lo_run:hi_run], bb[lo_run:hi_run]
-        wr, gr = slice_or_none(wb, lo_run, hi_run), slice_or_none(gb, lo_run, hi_run)
+        ar, br = part(ab, lo_run, hi_run), part(bb, lo_run, hi_run)
+        wr, gr = part(wb, lo_run, hi_run), part(gb, lo_run, hi_run)
         for r in range(0, hi_run - lo_run, lanes_count):
             for k in range(lanes_count):
                 lanes[k] += loss_at(kind, r + k, ar, br, wr, p, half, half_p, one, scale, gr)
@@ -170,25 +171,26 @@ def _block_loss_sum(kind, a, b, w, p, half, half_p, scale, grad_out, lo, hi):
         h //= 2
     total = wide[0]
     done = rows * lanes_count
-    ar, br = ab[done:], bb[done:]
-    wr, gr = slice_or_none(wb, done, n), slice_or_none(gb, done, n)
+    ar, br = part(ab, done, n), part(bb, done, n)
+    wr, gr = part(wb, done, n), part(gb, done, n)
     for m in range(n - done):
         total += loss_at(kind, m, ar, br, wr, p, half, half_p, one, scale, gr)
     return total
 
 
 @njit(**_OPTIONS)
-def _block_loss_sum_wide(kind, a, b, w, p, half, half_p):
-    """sum(w * loss(a - b)) with every term added in float64, in order."""
+def _block_loss_sum_wide(kind, a, b, w, p, half, half_p, n):
+    """sum(w * loss(a - b)) over ``n`` elements with every term added in float64, in
+    order."""
     one = _one_like(half)
     total = 0.0
-    for m in range(a.size):
+    for m in range(n):
         total += loss_at(kind, m, a, b, w, p, half, half_p, one, one, None)
     return total
 
 
 @njit(**_OPTIONS)
-def _total(kind, a, b, w, p, half, half_p, block_sums):
+def _total(kind, a, b, w, p, half, half_p, n, block_sums):
     """The block sums added left to right in float64. When the total is not finite, each
     block whose sum is not is summed again with every term in float64 first: float32
     lanes that overflow must not make the result inf where the float64 total is finite
@@ -203,9 +205,9 @@ def _total(kind, a, b, w, p, half, half_p, block_sums):
     for j in range(block_sums.size):
         s = block_sums[j]
         if not math.isfinite(s):
-            lo, hi = j * block, min(a.size, (j + 1) * block)
-            s = _block_loss_sum_wide(kind, a[lo:hi], b[lo:hi], slice_or_none(w, lo, hi), p,
-                                     half, half_p)
+            lo, hi = j * block, min(n, (j + 1) * block)
+            s = _block_loss_sum_wide(kind, part(a, lo, hi), part(b, lo, hi), part(w, lo, hi),
+                                     p, half, half_p, hi - lo)
         total += s
     return total
 
@@ -238,7 +240,7 @@ def _family(kind):
         k = spec[0]
         p_, half_, half_p_ = _scalar(p, a, b), _scalar(half, a, b), _scalar(half_p, a, b)
         one = _one_like(half_)
-        for i in prange(a.size):
+        for i in prange(loss_out.size):
             loss_out[i] = loss_at(k, i, a, b, w, p_, half_, half_p_, one, one, grad_out)
 
     def loss_sum(a, b, w, p, half, half_p, scale, grad_out):
@@ -247,20 +249,20 @@ def _family(kind):
         k = spec[0]
         p_, half_, half_p_ = _scalar(p, a, b), _scalar(half, a, b), _scalar(half_p, a, b)
         scale_ = _scalar(scale, a, b)
-        n = a.size
+        n = max(size_of(a), size_of(b), size_of(w))
         block = _block_length(a, b, w)
         block_sums = np.empty((n + block - 1) // block, np.float64)
         for j in prange(block_sums.size):
             block_sums[j] = _block_loss_sum(k, a, b, w, p_, half_, half_p_, scale_, grad_out,
                                             j * block, min(n, (j + 1) * block))
-        return _total(k, a, b, w, p_, half_, half_p_, block_sums)
+        return _total(k, a, b, w, p_, half_, half_p_, n, block_sums)
 
     def grad_each(a, b, w, upstream, p, scale, upstream_value, grad_out):
         """grad_out = scale * dloss(a - b) * (upstream_value * w * upstream)"""
         k = spec[0]
         p_, scale_ = _scalar(p, a, b), _scalar(scale, a, b)
         upstream_value_ = _scalar(upstream_value, a, b)
-        for i in prange(a.size):
+        for i in prange(grad_out.size):
             grad_at(k, i, a, b, w, upstream, p_, scale_, upstream_value_, grad_out)
 
     def hess_each(a, b, w, p, half, scale, hess_out):
@@ -268,7 +270,7 @@ def _family(kind):
         k = spec[0]
         p_, scale_ = _scalar(p, a, b), _scalar(scale, a, b)
         one = _one_like(scale_)
-        for i in prange(a.size):
+        for i in prange(hess_out.size):
             hess_at(k, i, a, b, w, p_, scale_, one, hess_out)
 
     fns = (loss_each, loss_sum, grad_each, hess_each)

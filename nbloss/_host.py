@@ -18,6 +18,9 @@ from . import _validate as v
 
 _FLOAT32, _FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
 _UNIT_STRIDES = {_FLOAT32: (4,), _FLOAT64: (8,)}
+# integers up to this size convert to float64 exactly, so to float32 with one rounding, as
+# NumPy converts an integer operand; larger ones take the general path
+_EXACT = 2 ** 53
 _OPERAND_NAMES = ("input", "target", "weight")
 
 
@@ -83,24 +86,32 @@ class HostCall(_call.Call):
 
     def __init__(self, input, target, spec, reduction, weight=None, warn_shapes=True):
         self.spec = spec
-        # two ndarrays of one float32/float64 dtype and shape, the common case, need no
-        # conversion: at 1e3 elements _normalise costs several times the kernel. (NumPy's
-        # native float dtypes are singletons, so ``is`` suffices: any other dtype object,
-        # the other byte order say, takes the general path.)
+        # the common cases need no conversion (at 1e3 elements _normalise costs several
+        # times the kernel): a float32/float64 ndarray as input and as target, of one
+        # dtype and shape, or a Python number as target, which takes the array's dtype as
+        # in NumPy and is read as one value. (NumPy's native float dtypes are singletons,
+        # so ``is`` suffices: any other dtype object, the other byte order say, takes the
+        # general path.)
         dtype = input.dtype if type(input) is np.ndarray else None
-        shape = input.shape if dtype is not None else None
-        if (weight is None and type(target) is np.ndarray and target.dtype is dtype
-                and (dtype is _FLOAT32 or dtype is _FLOAT64) and target.shape == shape
-                and type(reduction) is str):
+        b = None
+        if weight is None and (dtype is _FLOAT32 or dtype is _FLOAT64) and type(reduction) is str:
+            shape = input.shape
+            if type(target) is np.ndarray:
+                if target.dtype is dtype and target.shape == shape:
+                    # a 1-D C-contiguous array has its item size as its one stride (cheaper
+                    # to read than ``flags``); any other is flattened, viewed or copied
+                    b = target if target.strides == _UNIT_STRIDES[dtype] else v.flat_array(target)
+            elif ((type(target) is float or (type(target) is int and -_EXACT <= target <= _EXACT))
+                    and input.size > 1):
+                b = np.array(target, dtype)  # 0-d: the kernels read it for every element
+        if b is not None:
             self.dtype = self.out_dtype = dtype
-            self.shape = self.input_shape = self.target_shape = shape
+            self.shape = self.input_shape = shape
+            self.target_shape = shape if b.ndim else ()
             self.n = n = input.size
-            # a 1-D C-contiguous array has its item size as its one stride (cheaper to
-            # read than ``flags``); any other is flattened, viewed or copied
-            unit = _UNIT_STRIDES[dtype]
-            self.a = input if input.strides == unit else v.flat_array(input)
-            self.b = target if target.strides == unit else v.flat_array(target)
-            self.sources = (input, target)
+            self.a = input if input.strides == _UNIT_STRIDES[dtype] else v.flat_array(input)
+            self.b = b
+            self.sources = (input, target) if b.ndim else (input,)
             # a plan is only made for a valid reduction: finding one checks it
             plan = _PLANS.get((spec, dtype, n, reduction))
             if plan is None:
@@ -133,9 +144,14 @@ class HostCall(_call.Call):
     def _kernel_operand(self, op, widen=True):
         """Operand ``op`` as the kernels read it (see ``v.in_dtype``): flat, of the loss's
         shape, in the computation dtype; an integer array or a Python number, which take
-        the dtype, rounded to the result dtype first."""
+        the dtype, rounded to the result dtype first. One value broadcast over more
+        elements (a number, a 0-d or one-element array) becomes a 0-d array, which the
+        kernels read in place of every element: nothing of the loss's size is made."""
         via = None if op.is_float_array else self.out_dtype
-        return v.flat(v.in_dtype(op.array, self.dtype, widen, via), self.shape)
+        array = v.in_dtype(op.array, self.dtype, widen, via)
+        if array.size == 1 and self.n > 1:
+            return np.array(array.reshape(()))  # a copy: writeable, C-contiguous, ours
+        return v.flat(array, self.shape)
 
     def set_upstream(self, grad_output):
         go = v.upstream_gradient(grad_output, self.reduction, self.shape, self.dtype,

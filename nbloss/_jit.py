@@ -3,7 +3,8 @@
 The options every kernel is compiled with are :data:`OPTIONS` (:data:`NOALIAS_OPTIONS`
 for the block sums). The kernels' compile-time tools are generic, each one line at its
 use in ``_cpu``: :func:`type_constant` (a constant computed from the arguments' dtypes),
-:func:`as_promoted` (a scalar in the arrays' dtype), :func:`slice_or_none`,
+:func:`as_promoted` (a scalar in the arrays' dtype), :func:`part`, :func:`value_at` and
+:func:`size_of` (which read a 0-d array as one value broadcast over every element),
 :func:`stack_array` (an array in registers) and
 :func:`serial_twin` (a serial and a threaded dispatcher of one function). How the kernels
 are built and tuned: ``docs/kernels.md``.
@@ -150,18 +151,52 @@ def _as_promoted_of_types(x, a, b):
     return lambda x, a, b: to(x)
 
 
-def slice_or_none(x, lo, hi):
-    """``x[lo:hi]``, or None when ``x`` is None."""
-    return None if x is None else x[lo:hi]
+def _is_one_value(t):
+    # numba passes a 0-d array into a prange loop's body as a scalar: both are one value
+    return isinstance(t, types.Number) or (isinstance(t, types.Array) and t.ndim == 0)
 
 
-@overload(slice_or_none, jit_options=overload_options(OPTIONS))
-def _slice_or_none_of_type(x, lo, hi):
+def part(x, lo, hi):
+    """``x[lo:hi]`` for a 1-D array; ``x`` itself when it is None or a 0-d array (an
+    operand broadcast from one value: the same value for every element)."""
+    return x if x is None or np.ndim(x) == 0 else x[lo:hi]
+
+
+@overload(part, jit_options=overload_options(OPTIONS))
+def _part_of_type(x, lo, hi):
     # chosen by type: ``x[lo:hi] if x is not None else None`` is typed Optional(array) when
     # x is an array, which a loop over blocks would check at run time
-    if isinstance(x, types.NoneType):
-        return lambda x, lo, hi: None
+    if isinstance(x, types.NoneType) or _is_one_value(x):
+        return lambda x, lo, hi: x
     return lambda x, lo, hi: x[lo:hi]
+
+
+def value_at(x, i):
+    """``x[i]`` for a 1-D array; a 0-d array's one value for every ``i``."""
+    return x[()] if np.ndim(x) == 0 else x[i]
+
+
+@overload(value_at, jit_options=overload_options(OPTIONS))
+def _value_at_of_type(x, i):
+    if isinstance(x, types.Number):
+        return lambda x, i: x
+    if _is_one_value(x):
+        return lambda x, i: x[()]
+    return lambda x, i: x[i]
+
+
+def size_of(x):
+    """The element count of an array (1 for a 0-d one), 0 for None."""
+    return 0 if x is None else np.size(x)
+
+
+@overload(size_of, jit_options=overload_options(OPTIONS))
+def _size_of_type(x):
+    if isinstance(x, types.NoneType):
+        return lambda x: 0
+    if isinstance(x, types.Number):
+        return lambda x: 1
+    return lambda x: x.size
 
 
 def stack_array(length_of, dtype=None):

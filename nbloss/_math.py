@@ -91,13 +91,20 @@ def d2loss(kind, x, p, scale, t):
 # ``b`` and the optional (None) ``w``, ``upstream`` and ``grad_out`` are flat arrays; ``i``
 # the index; ``one`` is 1 in the computation dtype.
 
+def value_at(x, i):
+    """``x[i]``: how the functions below read an operand. A backend may replace it
+    (``compile_for``): the CPU's also reads a 0-d array, an operand broadcast from one
+    value, as that value for every ``i``."""
+    return x[i]
+
+
 def loss_at(kind, i, a, b, w, p, half, half_p, one, scale, grad_out):
     """w[i] * loss(x), x = a[i] - b[i]; and grad_out[i] = scale * w[i] * dloss(x) when
     grad_out is not None: one element of ``loss_each`` and ``loss_sum``."""
-    x = a[i] - b[i]
+    x = value_at(a, i) - value_at(b, i)
     t = one
     if w is not None:
-        t = w[i]
+        t = value_at(w, i)
     if grad_out is not None:
         grad_out[i] = dloss(kind, x, p, scale, t)
     v = loss(kind, x, p, half, half_p)
@@ -110,33 +117,36 @@ def grad_at(kind, i, a, b, w, upstream, p, scale, upstream_value, grad_out):
     """grad_out[i] = scale * dloss(a[i] - b[i]) * (upstream_value * w[i] * upstream[i])."""
     t = upstream_value
     if w is not None:
-        t = t * w[i]
+        t = t * value_at(w, i)
     if upstream is not None:
         t = t * upstream[i]
-    grad_out[i] = dloss(kind, a[i] - b[i], p, scale, t)
+    grad_out[i] = dloss(kind, value_at(a, i) - value_at(b, i), p, scale, t)
 
 
 def hess_at(kind, i, a, b, w, p, scale, one, hess_out):
     """hess_out[i] = scale * w[i] * d2loss(a[i] - b[i])."""
     t = one
     if w is not None:
-        t = w[i]
-    hess_out[i] = d2loss(kind, a[i] - b[i], p, scale, t)
+        t = value_at(w, i)
+    hess_out[i] = d2loss(kind, value_at(a, i) - value_at(b, i), p, scale, t)
 
 
-ELEMENT_FUNCTIONS = ("loss", "dloss", "d2loss", "loss_at", "grad_at", "hess_at")
+ELEMENT_FUNCTIONS = ("loss", "dloss", "d2loss", "value_at", "loss_at", "grad_at", "hess_at")
 
 
-def compile_for(jit):
+def compile_for(jit, **replaced):
     """This module's element functions compiled by ``jit`` (``numba.njit(...)`` or
     ``cuda.jit(device=True)``), as a namespace: each compiled function calls the compiled
-    versions of the others, through a copy of the module's globals.
+    versions of the others, through a copy of the module's globals. ``replaced``: element
+    functions the backend provides itself, already callable from its compiled code.
 
     ``stamp`` is a checksum of this file. numba's disk cache is invalidated when a
     kernel's own file changes, not when a function it calls from another file does: the
     backends put the stamp in each kernel's closure, so an edit here recompiles them."""
-    namespace = dict(globals())
+    namespace = dict(globals(), **replaced)
     for name in ELEMENT_FUNCTIONS:
+        if name in replaced:
+            continue
         fn = namespace[name]
         namespace[name] = jit(types.FunctionType(fn.__code__, namespace, name, fn.__defaults__))
     stamp = zlib.crc32(inspect.getsource(sys.modules[__name__]).encode())

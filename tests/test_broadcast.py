@@ -1,0 +1,96 @@
+"""One value broadcast over the loss (a Python number, a NumPy scalar, a 0-d or
+one-element array, as target, input or weight) is read in place by the kernels: the same
+bits as the same call with the operand materialised, and no allocation of the loss's
+size."""
+
+import tracemalloc
+import warnings
+
+import numpy as np
+import pytest
+
+import nbloss
+
+FUNCTIONS = [nbloss.smooth_l1_loss, nbloss.huber_loss, nbloss.smooth_l1_loss_grad,
+             nbloss.huber_loss_grad, nbloss.smooth_l1_loss_value_and_grad,
+             nbloss.huber_loss_value_and_grad, nbloss.smooth_l1_loss_hess_diag,
+             nbloss.huber_loss_hess_diag]
+# on both sides of the threading threshold, with a partial last block
+SIZES = [0, 1, 2, 1000, 300_001]
+ONE_VALUES = [0.0, 0.3, 1, -7, 2 ** 60, float("nan"), float("inf"), np.float32(0.5),
+              np.float64(0.25), np.zeros(1, np.float32), np.full((1, 1), 2.0)]
+
+
+def materialised(value, like):
+    """``value`` broadcast with ``like`` as a full array, in the dtype NumPy gives
+    ``like - value`` (a Python number takes the array's dtype)."""
+    dtype = like.dtype if type(value) in (int, float) else np.result_type(like, np.asarray(value))
+    shape = np.broadcast_shapes(like.shape, np.shape(value))
+    return np.array(np.broadcast_to(np.asarray(value, dtype), shape))
+
+
+def same_bits(x, y):
+    x = x if isinstance(x, tuple) else (x,)
+    y = y if isinstance(y, tuple) else (y,)
+    for u, w in zip(x, y, strict=True):
+        u, w = np.asarray(u), np.asarray(w)
+        assert u.dtype == w.dtype and u.shape == w.shape
+        assert u.tobytes() == w.tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_one_value_target_is_the_materialised_calls_bits(dtype, n, reduction):
+    a = np.random.default_rng(n).standard_normal(n).astype(dtype) * 3
+    for value in ONE_VALUES:
+        full = materialised(value, a)
+        for f in FUNCTIONS:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch's shape warning for the 1-element arrays
+                same_bits(f(a, value, 0.5, reduction), f(a, full, 0.5, reduction))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_value_input_and_weight_are_the_materialised_calls_bits(dtype):
+    b = np.random.default_rng(3).standard_normal(5000).astype(dtype)
+    w = np.random.default_rng(4).random(5000).astype(dtype)
+    for reduction in ("none", "mean", "sum"):
+        for f in (nbloss.smooth_l1_loss, nbloss.huber_loss):
+            same_bits(f(0.5, b, 1.0, reduction), f(materialised(0.5, b), b, 1.0, reduction))
+        # a number as input: its gradient is summed over the loss's elements
+        grad = nbloss.huber_loss_grad(0.5, b, 1.0, reduction)
+        full = nbloss.huber_loss_grad(materialised(0.5, b), b, 1.0, reduction)
+        assert np.shape(grad) == ()
+        np.testing.assert_allclose(grad, full.sum(dtype=np.float64), rtol=1e-5)
+        for f in FUNCTIONS:
+            same_bits(f(b, 0.0, 1.0, reduction, weight=dtype(2)),
+                      f(b, np.zeros_like(b), 1.0, reduction, weight=np.full_like(b, 2)))
+            same_bits(f(b, 0.1, 1.0, reduction, weight=w), f(b, materialised(0.1, b), 1.0,
+                                                            reduction, weight=w))
+
+
+def test_backward_of_a_number_target_sums_its_gradient():
+    a = np.random.default_rng(5).standard_normal(4000)
+    grad_input, grad_target = nbloss.smooth_l1_loss_backward(np.float64(1), a, 0.25)
+    want_input, want_full = nbloss.smooth_l1_loss_backward(np.float64(1), a, np.full_like(a, 0.25))
+    np.testing.assert_array_equal(grad_input, want_input)
+    assert np.shape(grad_target) == ()
+    np.testing.assert_allclose(grad_target, want_full.sum(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("call", [
+    lambda a: nbloss.smooth_l1_loss(a, 0.0),
+    lambda a: nbloss.huber_loss(a, np.float32(1.5), reduction="sum"),
+    lambda a: nbloss.smooth_l1_loss(a, 0.0, weight=np.float32(2.0)),
+], ids=["number", "numpy-scalar", "scalar-weight"])
+def test_a_one_value_mean_allocates_nothing_of_the_losss_size(call):
+    a = np.random.default_rng(6).standard_normal(10 ** 6).astype(np.float32)
+    call(a)  # compiled and cached before measuring
+    tracemalloc.start()
+    try:
+        call(a)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= 0.01 * a.nbytes, peak
