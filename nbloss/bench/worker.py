@@ -44,8 +44,9 @@ def serve(contender):
     """Serve cases over stdin/stdout as JSON lines: {"loss", "op", "dtype", "n",
     "min_time"} -> {"median", "min", "samples", "setup_s"} (or {"error"}); {"cmd":
     "versions"} -> the versions of what the contender runs on. ``setup_s`` is the seconds
-    the case's builder took: for the compiled contenders, the first call, which traces and
-    compiles (:data:`.cases.COMPILED`); it is never part of the timed calls.
+    the case's builder took, and for the compiled contenders (:data:`.cases.COMPILED`)
+    ``compile_s`` those of its first call, which traces and compiles; neither is part of
+    the timed calls.
 
     The replies go to the process's original stdout; anything else written there (a
     compiler's or a library's message, a child process's output) goes to stderr instead,
@@ -70,6 +71,8 @@ def serve(contender):
             setup = time.perf_counter() - t0
             median, best, count = time_call(fn, req["min_time"])
             reply = {"median": median, "min": best, "samples": count, "setup_s": setup}
+            if hasattr(fn, "first_call_s"):
+                reply["compile_s"] = fn.first_call_s
         except Exception as exc:  # reported, not fatal: the other cases still run
             reply = {"error": f"{type(exc).__name__}: {exc}"}
         print(json.dumps(reply), file=replies, flush=True)
