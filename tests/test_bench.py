@@ -2,11 +2,13 @@
 whose figures are the workers' own (no test here asserts a time)."""
 
 import json
+import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from conftest import REQUIRE_COMPARE, require
 
 from nbloss import bench
 
@@ -166,3 +168,154 @@ def test_workers_reuse_freed_memory_only_when_asked(monkeypatch):
     bench.Worker("torch", reuse_memory=True)
     assert seen[0] is None
     assert {k: seen[1][k] for k in bench.REUSE_MEMORY_ENV} == bench.REUSE_MEMORY_ENV
+
+
+# the compiled peers: the same values and gradients as nbloss, at beta = delta = 0.5 (where
+# smooth_l1 and huber differ), in the dtype of the data
+TINY = 257
+
+
+def nbloss_results(loss, a, b):
+    return {op: bench.CASE_BUILDERS["nbloss"](loss, op, a, b)() for op in bench.OPS}
+
+
+def assert_same_results(got, want, dtype):
+    """``got`` and ``want``: {op: result}, a fused result as (value, gradient)."""
+    rtol = 1e-5 if dtype == "float32" else 1e-12
+    for op in bench.OPS:
+        pairs = zip(got[op], want[op]) if op == "fused" else [(got[op], want[op])]
+        for mine, theirs in pairs:
+            mine = np.asarray(mine.detach() if hasattr(mine, "detach") else mine)
+            assert mine.dtype == np.dtype(dtype) and mine.shape == np.shape(theirs), op
+            np.testing.assert_allclose(mine, theirs, rtol=rtol, atol=rtol / TINY, err_msg=op)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("loss", ["smooth_l1", "huber"])
+def test_jax_contender_matches_nbloss(loss, dtype, monkeypatch):
+    require("jax")
+    monkeypatch.setattr(bench.cases, "PARAM", 0.5)
+    a, b = bench.case_data(np.dtype(dtype), TINY)
+    fns = {op: bench.CASE_BUILDERS["jax"](loss, op, a, b) for op in bench.OPS}
+    assert all(fn.first_call_s > 0 for fn in fns.values())
+    assert_same_results({op: fn() for op, fn in fns.items()}, nbloss_results(loss, a, b), dtype)
+
+
+# torch.compile takes seconds per case (inductor writes and compiles C++): two cases,
+# both losses, both dtypes, the gradient and the fused transforms
+@pytest.mark.parametrize("loss, dtype, op", [("huber", "float32", "fused"),
+                                             ("smooth_l1", "float64", "grad")])
+def test_torch_compile_contender_matches_nbloss(loss, dtype, op, torch, monkeypatch):
+    from torch._dynamo.utils import counters
+
+    if not any(map(shutil.which, ("g++", "clang++", "c++"))) and not REQUIRE_COMPARE:
+        pytest.skip("torch.compile's inductor needs a C++ compiler")
+
+    monkeypatch.setattr(bench.cases, "PARAM", 0.5)
+    a, b = bench.case_data(np.dtype(dtype), TINY)
+    graphs = counters["stats"]["unique_graphs"]
+    fn = bench.CASE_BUILDERS["torch-compile"](loss, op, a, b)
+    assert counters["stats"]["unique_graphs"] > graphs  # compiled, not run eagerly
+    assert fn.first_call_s > 0
+    want = nbloss_results(loss, a, b)
+    assert_same_results({o: fn() if o == op else want[o] for o in bench.OPS}, want, dtype)
+
+
+def test_missing_compiled_peers_are_notes_not_errors(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("torch", "jax") else real(name, *a))
+    chosen, notes = bench.available_contenders(["nbloss", "torch-compile", "jax", "compute"])
+    assert chosen == ["nbloss", "compute"]
+    assert [n.split(":")[0] for n in notes] == ["torch is not installed", "jax is not installed"]
+    assert "torch-compile skipped" in notes[0] and "jax skipped" in notes[1]
+
+
+def test_compile_time_is_kept_apart_from_the_timed_calls():
+    """A compiled contender's record keeps its longest first call over the rounds (the
+    round that compiled) as compile_s; its median comes from the timed calls alone."""
+    from nbloss.bench.sweep import _record
+
+    replies = [{"median": 2e-6, "min": 1e-6, "samples": 9, "setup_s": s + 0.5, "compile_s": s}
+               for s in (3.0, 0.01, 0.02)]
+    rec = _record(("huber", "float32", 1000, "fused", "torch-compile"), replies)
+    assert rec["compile_s"] == 3.0 and rec["median_s"] == 2e-6 and rec["rounds"] == 3
+    plain = [{k: v for k, v in r.items() if k != "compile_s"} for r in replies]
+    assert "compile_s" not in _record(("huber", "float32", 1000, "fused", "nbloss"), plain)
+
+
+PEER_FACTORS = {"torch-compile": 1.5, "jax": 3.0}
+
+
+def peer_records(**kwargs):
+    """fake_records with the compiled peers too, and a made-up compile time per case."""
+    records = fake_records(**kwargs)
+    for r in [r for r in records if r["contender"] == "nbloss"]:
+        for c, f in PEER_FACTORS.items():
+            records.append(dict(r, contender=c, median_s=r["median_s"] * f,
+                                compile_s=r["n"] / (1e5 if c == "jax" else 1e4)))
+    return records
+
+
+def test_table_shows_the_compiled_peers_and_their_compile_time_only_when_they_ran():
+    from nbloss.bench import report
+
+    facts = {"date": "2026-01-01", "command": "python -m nbloss bench", "param": 1.0,
+             "machine": {"cpu": "test CPU", "logical_cpus": 2, "python": "3"}, "versions": {}}
+    plain = report.summary_markdown(dict(facts, results=fake_records(sizes=(1000,))),
+                                    report.ratio_rows(fake_records(sizes=(1000,))))
+    assert "torch-compile" not in plain and "jax" not in plain and "Compile time" not in plain
+    records = peer_records(sizes=(1000, 10_000, 100_000))
+    rows = report.ratio_rows(records)
+    assert {(r["torch-compile_speedup"], r["jax_speedup"]) for r in rows} == {(1.5, 3.0)}
+    md = report.summary_markdown(dict(facts, results=records), rows)
+    head = md.splitlines()[2].split(" | ")
+    assert head[4:] == ["nbloss", "torch", "numpy", "floor", "torch-compile", "jax",
+                        "torch / nbloss", "numpy / nbloss", "torch-compile / nbloss",
+                        "jax / nbloss", "nbloss / floor |"]
+    assert "| 1.50 | 3.00 | 2.00 |" in md  # the speed-ups over nbloss, then nbloss / floor
+    # compile times: min, max and median over the 24 cases of each peer, not in the table
+    assert ("torch-compile 100 ms to 10 s, median 1 s over 24 cases (slowest: smooth_l1 "
+            "float32 mean 1e5); jax 10 ms to 1 s, median 100 ms over 24 cases") in md
+
+
+def test_speedup_panel_has_a_line_for_each_compiled_peer(tmp_path):
+    pytest.importorskip("matplotlib")
+    from matplotlib.colors import to_hex
+
+    from nbloss.bench import plot
+
+    axes = plot.plot(peer_records(dtypes=("float64",)), str(tmp_path / "results.png"), "test")
+    for row in axes:
+        ratios = {(to_hex(line.get_color()), line.get_linestyle()): list(line.get_ydata())
+                  for line in row[1].get_lines() if len(line.get_ydata()) == 3}
+        for c, f in {**FAKE_FACTORS, **PEER_FACTORS}.items():
+            if c != "nbloss":
+                for style in ("-", ":"):
+                    assert ratios[(to_hex(plot.COLORS[c]), style)] == pytest.approx([f] * 3)
+        assert len(ratios) == 10
+    legend = [t.get_text() for t in axes[0][0].figure.legends[0].get_texts()]
+    assert any(t.startswith("torch.compile") for t in legend)
+    assert any(t.startswith("jax.jit") for t in legend)
+
+
+def test_bench_command_reports_jax_compile_time_apart(tmp_path):
+    """The jax worker end to end: its first call per case compiles, and that time comes
+    back in results.json and results.md, never in the medians."""
+    require("jax")
+    out = tmp_path / "res"
+    proc = subprocess.run(
+        [sys.executable, "-m", "nbloss", "bench", "--sizes", "1000", "--dtypes", "float64",
+         "--losses", "smooth_l1", "--ops", "mean,fused", "--contenders", "nbloss,jax",
+         "--min-time", "0.001", "--no-extras", "--out", str(out)],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((out / "results.json").read_text())
+    assert report["versions"]["jax"] and report["versions"]["jaxlib"]
+    peers = [r for r in report["results"] if r["contender"] == "jax"]
+    assert len(peers) == 2 and all(r["median_s"] > 0 and r["compile_s"] > 0 for r in peers)
+    md = (out / "results.md").read_text()
+    assert "jax / nbloss" in md and "Compile time" in md and "jax " in md.split("Compile time")[1]
+    assert "(first call " in proc.stdout

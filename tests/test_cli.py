@@ -97,7 +97,7 @@ def refused(argv, capsys):
      "argument --dtypes: unknown float16 (choose from float32, float64)"),
     (["bench", "--losses", "l1"], "argument --losses: unknown l1 (choose from smooth_l1, huber)"),
     (["bench", "--ops", "mean,mean"], "argument --ops: mean given twice"),
-    (["bench", "--contenders", "jax"], "argument --contenders: unknown jax"),
+    (["bench", "--contenders", "tensorflow"], "argument --contenders: unknown tensorflow"),
     (["bench", "--rounds", "0"], "argument --rounds: '0' is below the minimum, 1"),
     (["bench", "--min-time", "-0.1"], "argument --min-time: '-0.1' is outside [0, inf)"),
 ])
@@ -174,7 +174,8 @@ def test_bench_help_shows_descriptions_defaults_and_choices(capsys, monkeypatch)
             ("--dtypes", "{float32,float64}", "float32,float64"),
             ("--losses", "{smooth_l1,huber}", "smooth_l1,huber"),
             ("--ops", "{mean,none,grad,fused}", "mean,none,grad,fused"),
-            ("--contenders", "{nbloss,torch,numpy,floor,compute}", "nbloss,torch,numpy,floor")):
+            ("--contenders", "{nbloss,torch,numpy,floor,compute,torch-compile,jax}",
+             "nbloss,torch,numpy,floor")):
         assert f"{option} {choices}[,...]" in text
         assert re.search(rf"{option} {re.escape(choices)}\[,...\] .*?\(default: {default}\)", text), option
     for option, default in (("--sizes", "1e3,1e4,1e5,1e6,1e7"), ("--rounds", "1"),

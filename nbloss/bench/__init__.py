@@ -9,8 +9,8 @@ explains the method.
 
 Modules, one job each:
 
-- :mod:`.cases`: the cases and the contenders (nbloss, torch, numpy, and the bounds), each
-  a builder of one timed callable;
+- :mod:`.cases`: the cases and the contenders (nbloss, torch, numpy, the bounds and, on
+  request, the compiled peers torch-compile and jax), each a builder of one timed callable;
 - :mod:`.bounds`: the floor and compute bounds' numba kernels;
 - :mod:`.worker`: the worker process (JSON lines over stdin and stdout) and its timing;
 - :mod:`.sweep`: the driver's sweep over cases, contenders and rounds, with progress;

@@ -21,7 +21,10 @@ DESCRIPTION = """\
 Time nbloss against torch (skipped with a note when it is not installed), the np.where
 expression a user would write, and two bounds on any implementation: the floor (the
 simplest parallel kernel moving the same bytes) and, on request, compute (the loss's
-arithmetic alone). Each contender runs in its own worker process; the cases alternate
+arithmetic alone). Also on request, two compiled peers: torch-compile (torch.compile,
+inductor) and jax (jax.jit on the CPU, float64 enabled), each skipped with a note when
+its package is missing; each case's first call compiles, and its time is reported apart
+from the timed calls. Each contender runs in its own worker process; the cases alternate
 between them, and each round starts with another contender. It prints one progress line
 per case, then a table of medians and ratios (above 1: nbloss is faster), and writes
 results.json, results.md and, with matplotlib, results.png into --out.
@@ -34,6 +37,7 @@ EPILOG = """\
 examples:
   python -m nbloss bench                                  # everything; minutes
   python -m nbloss bench --sizes 1e4,1e6 --ops mean,fused --dtypes float32 --out quick
+  python -m nbloss bench --contenders nbloss,torch,torch-compile,jax --out peers
   python -m nbloss bench --replot quick/results.json      # redraw quick/results.png"""
 
 
@@ -66,7 +70,7 @@ def add_arguments(parser):
     parser.add_argument("--contenders", type=comma_list(CONTENDERS + EXTRA_CONTENDERS),
                         default=",".join(CONTENDERS), metavar=_choices(CONTENDERS + EXTRA_CONTENDERS),
                         help="comma-separated implementations to time (compute, the arithmetic "
-                             "bound, only when named)")
+                             "bound, and the compiled peers torch-compile and jax only when named)")
     parser.add_argument("--rounds", type=int_at_least(1), default=1,
                         help="sweeps over all cases, each starting with another contender; "
                              "the table shows medians over rounds")

@@ -11,14 +11,17 @@ an earlier run (``python -m nbloss bench --replot results.json``) without timing
 """
 
 import math
+import textwrap
 
 from .cases import CONTENDERS, DTYPES, EXTRA_CONTENDERS, LOSSES, OPS
 
 COLORS = {"nbloss": "tab:blue", "torch": "tab:red", "numpy": "tab:green", "floor": "black",
-          "compute": "tab:purple"}
+          "compute": "tab:purple", "torch-compile": "tab:orange", "jax": "tab:brown"}
 LABELS = {"nbloss": "nbloss", "torch": "torch.nn.functional", "numpy": "NumPy np.where expression",
           "floor": "floor: streaming the same bytes (memory bound)",
-          "compute": "compute: the loss's arithmetic alone"}
+          "compute": "compute: the loss's arithmetic alone",
+          "torch-compile": "torch.compile (inductor; compile time not included)",
+          "jax": "jax.jit, CPU (compile time not included)"}
 OP_NAMES = {"mean": "'mean' forward", "none": "'none' forward (elementwise)",
             "grad": "gradient of 'mean'", "fused": "fused loss + gradient"}
 SPEEDUP_LABEL = "contender's time / nbloss's"
@@ -134,10 +137,13 @@ def plot(records, path, title):
     handles = [Line2D([], [], color=COLORS[c], lw=2, label=LABELS[c]) for c in contenders]
     handles += [Line2D([], [], color="0.4", label=f"{loss} ({'solid' if i == 0 else 'dotted'})",
                        **styles[loss]) for i, loss in enumerate(losses)]
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(4, len(handles)),
+    # as many legend columns and title characters per line as the figure's width holds
+    width = fig.get_figwidth()
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(int(width // 4), len(handles)),
                fontsize=8.5, frameon=False)
-    fig.suptitle(title + "\nin each pair, left: time per call, lower is better; right: how many "
-                 "times faster nbloss is than each contender, higher is better (below 1: slower)",
+    explain = ("in each pair, left: time per call, lower is better; right: how many times faster "
+               "nbloss is than each contender, higher is better (below 1: slower)")
+    fig.suptitle("\n".join(textwrap.fill(part, int(width * 12)) for part in (title, explain)),
                  fontsize=10)
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -4,9 +4,14 @@ run's facts, as the README quotes it), results.json and (by :mod:`.plot`) result
 import json
 import os
 import platform
+import statistics
 
 from . import plot
-from .cases import CONTENDERS, DTYPES, EXTRA_CONTENDERS, LOSSES, OPS
+from .cases import COMPILED, CONTENDERS, DTYPES, EXTRA_CONTENDERS, LOSSES, OPS
+
+# the implementations a user could call instead of nbloss: a ratio each, their time over
+# nbloss's
+PEERS = ("torch", "numpy") + COMPILED
 
 
 def fmt_time(seconds):
@@ -25,7 +30,7 @@ def fmt_n(n):
 
 def ratio_rows(records):
     """One row per (loss, dtype, op, n): each contender's median and the ratios
-    torch/nbloss, numpy/nbloss and nbloss/floor."""
+    <peer>/nbloss (``<peer>_speedup``, for each of :data:`PEERS`) and nbloss/floor."""
     t = {(r["loss"], r["dtype"], r["n"], r["op"], r["contender"]): r.get("median_s")
          for r in records}
     keys = sorted({(r["loss"], r["dtype"], r["op"], r["n"]) for r in records},
@@ -36,8 +41,8 @@ def ratio_rows(records):
         for c in CONTENDERS + EXTRA_CONTENDERS:
             row[c] = t.get((loss, dtype, n, op, c))
         nb, torch = row["nbloss"], row["torch"]
-        row["torch_speedup"] = torch / nb if nb and torch else None
-        row["numpy_speedup"] = row["numpy"] / nb if nb and row["numpy"] else None
+        for c in PEERS:
+            row[f"{c}_speedup"] = row[c] / nb if nb and row[c] else None
         row["vs_floor"] = nb / row["floor"] if nb and row["floor"] else None
         # the most any loss kernel could gain on torch: bounded by the memory traffic
         # (floor) and by the arithmetic (compute)
@@ -51,20 +56,39 @@ def markdown_table(rows):
     def ratio(x):
         return "-" if x is None else f"{x:.2f}"
 
-    # the bounds' columns only in a run that measured the compute bound
+    # the bounds' columns only in a run that measured the compute bound, the compiled
+    # peers' only where they ran
     bounds = any(r["compute"] for r in rows)
-    head = ["loss", "dtype", "op", "N", "nbloss", "torch", "numpy", "floor"]
-    head += ["compute"] if bounds else []
-    head += ["torch / nbloss", "numpy / nbloss", "nbloss / floor"]
+    compiled = [c for c in COMPILED if any(r[c] for r in rows)]
+    times = CONTENDERS + (("compute",) if bounds else ()) + tuple(compiled)
+    speedups = ["torch", "numpy"] + compiled
+    head = ["loss", "dtype", "op", "N", *times]
+    head += [f"{c} / nbloss" for c in speedups] + ["nbloss / floor"]
     head += ["torch / floor", "torch / compute"] if bounds else []
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["loss"], r["dtype"], r["op"], fmt_n(r["n"])]
-        cells += [fmt_time(r[c]) for c in CONTENDERS + (EXTRA_CONTENDERS if bounds else ())]
-        cells += [ratio(r[k]) for k in ("torch_speedup", "numpy_speedup", "vs_floor")]
+        cells += [fmt_time(r[c]) for c in times]
+        cells += [ratio(r[f"{c}_speedup"]) for c in speedups] + [ratio(r["vs_floor"])]
         cells += [ratio(r[k]) for k in ("torch_over_floor", "torch_over_compute")] if bounds else []
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def compile_summary(records):
+    """{compiled contender: {"min_s", "median_s", "max_s", "cases", "slowest"}}: the time of
+    each case's first call (tracing and compiling), which the timed calls leave out."""
+    out = {}
+    for c in COMPILED:
+        got = [r for r in records if r["contender"] == c and "compile_s" in r]
+        if got:
+            times = [r["compile_s"] for r in got]
+            slowest = max(got, key=lambda r: r["compile_s"])
+            out[c] = {"min_s": min(times), "median_s": statistics.median(times),
+                      "max_s": max(times), "cases": len(times),
+                      "slowest": " ".join([slowest["loss"], slowest["dtype"], slowest["op"],
+                                           fmt_n(slowest["n"])])}
+    return out
 
 
 def summary_markdown(report, rows):
@@ -72,7 +96,7 @@ def summary_markdown(report, rows):
     v = report["versions"]
     lines = [f"Measured {report['date']} with `{report['command']}` on {report['machine']['cpu']} "
              f"({report['machine']['logical_cpus']} logical CPUs), Python {report['machine']['python']}, "
-             + ", ".join(f"{k} {v[k]}" for k in ("nbloss", "numba", "numpy", "torch") if k in v)
+             + ", ".join(f"{k} {v[k]}" for k in ("nbloss", "numba", "numpy", "torch", "jax", "jaxlib") if k in v)
              + (f"; numba threading layer {v['numba_threading_layer']}, {v['numba_threads']} threads"
                 if "numba_threads" in v else "")
              + f". Loss parameter (beta, delta) = {report['param']}; medians"
@@ -81,6 +105,13 @@ def summary_markdown(report, rows):
              + "; ratios above 1 mean "
              "nbloss is faster, except nbloss / floor (1 is the floor).", ""]
     lines.append(markdown_table(rows))
+    compiles = compile_summary(report["results"])
+    if compiles:
+        lines += ["", "Compile time, the first call of each case in its worker (tracing and "
+                  "compiling for that shape and dtype; apart from the times and ratios above): "
+                  + "; ".join(f"{c} {fmt_time(x['min_s'])} to {fmt_time(x['max_s'])}, median "
+                              f"{fmt_time(x['median_s'])} over {x['cases']} cases (slowest: "
+                              f"{x['slowest']})" for c, x in compiles.items()) + "."]
     cold = report.get("cold_start")
     if cold:
         lines += ["", "Cold start, a fresh process to the first fused loss and gradient (median of "

@@ -38,7 +38,10 @@ def run_sweep(contenders, losses, dtypes, sizes, ops, rounds, min_time, log=prin
                     reply = workers[c].ask({"loss": loss, "op": op, "dtype": dtype, "n": n,
                                             "min_time": min_time})
                     samples.setdefault((loss, dtype, n, op, c), []).append(reply)
-                    parts.append(f"{c} {fmt_time(reply.get('median'))}")
+                    part = f"{c} {fmt_time(reply.get('median'))}"
+                    if "compile_s" in reply:
+                        part += f" (first call {fmt_time(reply['compile_s'])})"
+                    parts.append(part)
                 done += 1
                 eta = (time.perf_counter() - started) / done * (total - done)
                 log(f"[{done:>3}/{total}] round {r + 1}/{rounds}  {loss:<9} {dtype:<7} "
@@ -50,7 +53,9 @@ def run_sweep(contenders, losses, dtypes, sizes, ops, rounds, min_time, log=prin
 
 
 def _record(key, replies):
-    """One case's result for one contender, from its workers' replies over the rounds."""
+    """One case's result for one contender, from its workers' replies over the rounds.
+    For a compiled contender, ``compile_s`` is its longest first call over the rounds:
+    the first round's, which compiled the case (later rounds reuse that)."""
     loss, dtype, n, op, contender = key
     good = [x for x in replies if "median" in x]
     rec = {"loss": loss, "dtype": dtype, "n": n, "op": op, "contender": contender}
@@ -58,6 +63,8 @@ def _record(key, replies):
         rec.update(median_s=statistics.median(x["median"] for x in good),
                    min_s=min(x["min"] for x in good),
                    samples=sum(x["samples"] for x in good), rounds=len(good))
+        if any("compile_s" in x for x in good):
+            rec["compile_s"] = max(x["compile_s"] for x in good if "compile_s" in x)
     else:
         rec["error"] = replies[0].get("error", "no result")
     return rec

@@ -42,26 +42,40 @@ def time_call(fn, min_time=0.2, min_samples=7):
 
 def serve(contender):
     """Serve cases over stdin/stdout as JSON lines: {"loss", "op", "dtype", "n",
-    "min_time"} -> {"median", "min", "samples"} (or {"error"}); {"cmd": "versions"} ->
-    the versions of what the contender runs on."""
+    "min_time"} -> {"median", "min", "samples", "setup_s"} (or {"error"}); {"cmd":
+    "versions"} -> the versions of what the contender runs on. ``setup_s`` is the seconds
+    the case's builder took, and for the compiled contenders (:data:`.cases.COMPILED`)
+    ``compile_s`` those of its first call, which traces and compiles; neither is part of
+    the timed calls.
+
+    The replies go to the process's original stdout; anything else written there (a
+    compiler's or a library's message, a child process's output) goes to stderr instead,
+    so that it cannot break a reply."""
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     builder = CASE_BUILDERS[contender]
     data = {}
     for line in sys.stdin:
         req = json.loads(line)
         if req.get("cmd") == "versions":
-            print(json.dumps(versions(contender)), flush=True)
+            print(json.dumps(versions(contender)), file=replies, flush=True)
             continue
         key = (req["dtype"], req["n"])
         if key not in data:
             data.clear()  # one size at a time: 1e7 float64 inputs are 160 MB
             data[key] = case_data(np.dtype(req["dtype"]), req["n"])
         try:
+            t0 = time.perf_counter()
             fn = builder(req["loss"], req["op"], *data[key])
+            setup = time.perf_counter() - t0
             median, best, count = time_call(fn, req["min_time"])
-            reply = {"median": median, "min": best, "samples": count}
+            reply = {"median": median, "min": best, "samples": count, "setup_s": setup}
+            if hasattr(fn, "first_call_s"):
+                reply["compile_s"] = fn.first_call_s
         except Exception as exc:  # reported, not fatal: the other cases still run
             reply = {"error": f"{type(exc).__name__}: {exc}"}
-        print(json.dumps(reply), flush=True)
+        print(json.dumps(reply), file=replies, flush=True)
 
 
 def versions(contender):
@@ -76,11 +90,17 @@ def versions(contender):
         layer = bounds.threading_layer()  # first: numba picks its layer when threads start
         found.update(nbloss=nbloss.__version__, numba=numba.__version__,
                      numba_threads=numba.get_num_threads(), numba_threading_layer=layer)
-    if contender == "torch":
+    if contender in ("torch", "torch-compile"):
         import torch
 
         found.update(torch=torch.__version__, torch_threads=torch.get_num_threads(),
                      torch_cpu_capability=torch.backends.cpu.get_cpu_capability())
+    if contender == "jax":
+        import jax
+        import jaxlib
+
+        cpu = jax.devices("cpu")
+        found.update(jax=jax.__version__, jaxlib=jaxlib.__version__, jax_cpu_devices=len(cpu))
     return found
 
 
