@@ -262,6 +262,21 @@ def test_cupy_and_torch_entries_wrap_without_a_copy_or_a_stream(monkeypatch):
         Interface.__cuda_array_interface__, stream=None)
 
 
+def test_cupy_and_torch_are_never_imported():
+    """Results for numba arrays (and stand-ins of any other library) import neither CuPy
+    nor torch: only their own arrays make their results."""
+    from conftest import run_python
+    out = run_python(
+        "import sys, numpy as np, nbloss\n"
+        "from numba import cuda\n"
+        "a = cuda.to_device(np.linspace(-2, 2, 9))\n"
+        "r = nbloss.huber_loss_value_and_grad(a, 0.5, reduction='mean')\n"
+        "r += nbloss.huber_loss_backward(1.0, a, a, reduction='sum')\n"
+        "assert all(getattr(x, '__cuda_ndarray__', False) for x in r)\n"
+        "print(sorted(m for m in ('cupy', 'torch') if m in sys.modules))\n")
+    assert out.strip() == "[]"
+
+
 # -- on a real GPU: CuPy arrays and torch CUDA tensors ------------------------------------
 
 def gpu_library(name):
