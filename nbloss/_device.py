@@ -97,11 +97,18 @@ def _as_numba(result, like):
 
 
 def _as_cupy(result, like):
-    return sys.modules["cupy"].asarray(_Export(result))
+    cupy = sys.modules["cupy"]
+    if not result.size:  # no memory to wrap: numba exports a null pointer
+        return cupy.empty(result.shape, result.dtype)
+    return cupy.asarray(_Export(result))
 
 
 def _as_torch(result, like):
-    return sys.modules["torch"].as_tensor(_Export(result), device=like.device)
+    torch = sys.modules["torch"]
+    if not result.size:
+        return torch.empty(tuple(result.shape), dtype=getattr(torch, result.dtype.name),
+                           device=like.device)
+    return torch.as_tensor(_Export(result), device=like.device)
 
 
 # How a result (a numba device array) becomes the caller's type, by the top module of the

@@ -242,6 +242,11 @@ def test_cupy_and_torch_entries_wrap_without_a_copy_or_a_stream(monkeypatch):
     fake_torch = types.ModuleType("torch")
     fake_torch.as_tensor = lambda obj, device: seen.append(("torch", obj, device)) or FakeTorch(
         obj.array, device=device)
+    fake_cupy.empty = lambda shape, dtype: seen.append(("cupy.empty", shape, dtype)) or FakeCupy(
+        cuda.device_array(shape, dtype))
+    fake_torch.float32 = "torch.float32"
+    fake_torch.empty = lambda shape, dtype, device: seen.append(("torch.empty", shape, dtype)) or (
+        FakeTorch(cuda.device_array(shape, np.float32), device=device))
     monkeypatch.setitem(sys.modules, "cupy", fake_cupy)
     monkeypatch.setitem(sys.modules, "torch", fake_torch)
     Cupy, Torch = stand_in("cupy"), stand_in("torch")
@@ -254,6 +259,15 @@ def test_cupy_and_torch_entries_wrap_without_a_copy_or_a_stream(monkeypatch):
     for _, export, _ in seen:
         assert is_numba(export.array)
     np.testing.assert_allclose(got.copy_to_host(), nbloss.huber_loss(a, b, 0.5), rtol=1e-6)
+    # an empty result has no memory to wrap (a null pointer): an empty array of the library
+    seen.clear()
+    e = np.zeros((0, 3), np.float32)
+    got = nbloss.huber_loss(put(e, Cupy), put(e), 0.5, "none")
+    assert type(got) is FakeCupy and tuple(got.shape) == (0, 3)
+    got = nbloss.huber_loss_grad(put(e, Torch, device="cuda:2"), 0.0, 0.5)
+    assert type(got) is FakeTorch and got.device == "cuda:2"
+    assert [s[:3] for s in seen] == [("cupy.empty", (0, 3), np.float32),
+                                     ("torch.empty", (0, 3), "torch.float32")]
 
     class Interface:  # what numba exports: a stream to wait for
         __cuda_array_interface__ = {"shape": (3,), "strides": None, "data": (1 << 20, False),
@@ -316,6 +330,9 @@ def test_cupy_in_cupy_out(allocations, reduction):
         np.testing.assert_allclose(cp.asnumpy(got), want, rtol=1e-6, err_msg=name)
     out = cp.empty(10_001, cp.float32)
     assert nbloss.huber_loss(cp.asarray(a), cp.asarray(b), reduction="none", out=out) is out
+    e = cp.zeros((0, 2), cp.float32)
+    got = nbloss.huber_loss_value_and_grad(e, e, 1.0, reduction)
+    assert all(isinstance(r, cp.ndarray) for r in got) and got[1].shape == (0, 2)
 
 
 @pytest.mark.parametrize("reduction", RED)
@@ -334,6 +351,10 @@ def test_torch_cuda_in_torch_cuda_out(allocations, reduction):
         np.testing.assert_allclose(got.cpu().numpy(), want, rtol=1e-12, err_msg=name)
     out = torch.empty(10_001, dtype=torch.float64, device=device)
     assert nbloss.huber_loss(ta, tb, reduction="none", out=out) is out
+    e = torch.zeros((0, 2), dtype=torch.float32, device=device)
+    got = nbloss.huber_loss_value_and_grad(e, e, 1.0, reduction)
+    assert all(isinstance(r, torch.Tensor) and r.device == device for r in got)
+    assert tuple(got[1].shape) == (0, 2) and got[1].dtype == torch.float32
 
 
 def test_cupy_and_torch_mixed():
