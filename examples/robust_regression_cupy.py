@@ -24,8 +24,9 @@ def objective(A, y, delta):
     import cupy as cp
 
     def fun(w):
+        # CuPy arrays in, CuPy arrays out (the loss a 0-d one), without a copy
         loss, grad_pred = nbloss.huber_loss_value_and_grad(A @ cp.asarray(w), y, delta, "sum")
-        return float(loss.copy_to_host()), cp.asnumpy(A.T @ cp.asarray(grad_pred))
+        return float(loss), cp.asnumpy(A.T @ grad_pred)
     return fun
 
 

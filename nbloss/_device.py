@@ -3,10 +3,17 @@
 
 Arguments are checked on the host from shapes and dtypes alone; broadcasting, reductions
 and the sums of broadcast gradients run as kernels on the caller's stream
-(``stream=``, default: the default stream). Nothing is copied between host and device:
-results are numba device arrays ('mean'/'sum' a 0-d one), which CuPy and torch wrap
-without a copy, and nothing waits for the GPU.
+(``stream=``, default: the default stream). Nothing is copied between host and device,
+and nothing waits for the GPU.
+
+Results come back in the caller's array type (:data:`RESULT_TYPES`, keyed by the top
+module of the deciding operand's type, :func:`deciding_operand`): CuPy arrays for CuPy,
+torch CUDA tensors on the operand's device for torch, numba device arrays for numba and
+for any other type; 'mean'/'sum' as 0-d arrays of that type. The kernels write numba
+device arrays, which are wrapped without a copy; ``out=`` is returned as given.
 """
+
+import sys
 
 import numpy as np
 from numba import cuda
@@ -69,6 +76,61 @@ def as_stream(stream):
                     f"got {type(stream).__name__}")
 
 
+class _Export:
+    """A device array's ``__cuda_array_interface__`` with no stream to wait for, and a
+    reference that keeps the array alive: CuPy and torch wrap it without a copy and
+    without synchronising (CuPy would wait on the host for a stream named there). The
+    result is ordered on the call's stream, as the kernels that wrote it."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, array):
+        self.array = array
+
+    @property
+    def __cuda_array_interface__(self):
+        return dict(self.array.__cuda_array_interface__, stream=None)
+
+
+def _as_numba(result, like):
+    return result
+
+
+def _as_cupy(result, like):
+    cupy = sys.modules["cupy"]
+    if not result.size:  # no memory to wrap: numba exports a null pointer
+        return cupy.empty(result.shape, result.dtype)
+    return cupy.asarray(_Export(result))
+
+
+def _as_torch(result, like):
+    torch = sys.modules["torch"]
+    if not result.size:
+        return torch.empty(tuple(result.shape), dtype=getattr(torch, result.dtype.name),
+                           device=like.device)
+    return torch.as_tensor(_Export(result), device=like.device)
+
+
+# How a result (a numba device array) becomes the caller's type, by the top module of the
+# deciding operand's type; a type not listed gets numba device arrays. The modules are
+# taken from sys.modules: an operand of theirs means they are imported already.
+RESULT_TYPES = {"numba": _as_numba, "cupy": _as_cupy, "torch": _as_torch}
+
+
+def deciding_operand(operands):
+    """The operand whose array type the results take: of ``operands`` (input, target,
+    weight; None for no weight), the first device array with at least one dimension, else
+    the first device array. Python numbers and 0-d arrays do not decide while an array
+    with dimensions is there."""
+    arrays = [op for op in operands if op is not None and v.is_device_array(op)]
+    return next((op for op in arrays if len(op.shape)), arrays[0] if arrays else None)
+
+
+def result_type(like):
+    """The function that wraps a numba device array as ``like``'s type."""
+    return RESULT_TYPES.get(type(like).__module__.partition(".")[0], _as_numba)
+
+
 class _Operand:
     """An operand of a device call: a device array, or a Python number that broadcasts
     (weak for the dtype, as on the CPU). Host arrays, NumPy scalars (host 0-d arrays)
@@ -121,6 +183,33 @@ class DeviceCall(_call.Call):
         self.scalars = spec.scalars(self.dtype)
         self.kernels = _cuda.FAMILIES[self.scalars.kind]
         self.upstream, self.upstream_value = None, self.scalars.one
+        self.like = deciding_operand((input, target, weight))
+        self.wrap = result_type(self.like)
+
+    # -- results in the caller's array type ------------------------------------------------
+    # The operations the public functions run end here; the gradient that
+    # value_and_grad_full returns stays a numba array (summed, saved by a criterion).
+
+    def give(self, result, out=None):
+        """``result`` (a numba device array) as the caller's: ``out`` itself when given,
+        else wrapped, without a copy, in the deciding operand's array type."""
+        return out if out is not None else self.wrap(result, self.like)
+
+    def grad(self, out=None):
+        return self.give(super().grad(out), out)
+
+    def value_and_grad(self, out=None):
+        value, grad = super().value_and_grad(out)
+        return value, self.give(grad, out)
+
+    def hess_diag(self, out=None):
+        return self.give(super().hess_diag(out), out)
+
+    def backward(self, grad_output):
+        return tuple(self.give(g) for g in super().backward(grad_output))
+
+    def backward_from(self, full, grad_output):
+        return tuple(self.give(g) for g in super().backward_from(full, grad_output))
 
     # -- device helpers ------------------------------------------------------------------
 
@@ -261,10 +350,10 @@ class DeviceCall(_call.Call):
         if self.reduction != "none":
             if out is not None:
                 raise ValueError(f"out= is only for reduction='none', not '{self.reduction}'")
-            return self._loss_sum(None)
+            return self.give(self._loss_sum(None))
         buf = self._buffer(out, self.shape)
         self._loss_each(buf, None)
-        return buf
+        return self.give(buf, out)
 
     def grad_full(self, out=None, scale=None):
         buf = self._buffer(out, self.input_shape)
@@ -286,8 +375,8 @@ class DeviceCall(_call.Call):
         if self.reduction == "none":
             value = self._empty(self.shape, self.dtype)
             self._loss_each(value, gbuf)
-            return value, gbuf
-        return self._loss_sum(gbuf.reshape(self.n)), gbuf
+            return self.give(value), gbuf
+        return self.give(self._loss_sum(gbuf.reshape(self.n))), gbuf
 
     def loss_sum(self, with_grad, scale):
         grad = self._empty(self.shape, self.dtype) if with_grad else None
