@@ -104,8 +104,9 @@ def smooth_l1_loss(input: Operand, target: Operand, beta: Param = 1.0,
     -------
     numpy.floating or numpy.ndarray
         A NumPy scalar for 'mean' and 'sum', an array of the broadcast shape for 'none'
-        (``out`` when given), in the result dtype. With CUDA arrays a device array (0-d
-        for 'mean' and 'sum'); with Dask arrays a lazy Dask array.
+        (``out`` when given), in the result dtype. With CUDA arrays an array of the
+        input's library (CuPy, torch or numba; 0-d for 'mean' and 'sum'); with Dask
+        arrays a lazy Dask array.
 
     {raises}
 
