@@ -96,22 +96,25 @@ class HostCall(_call.Call):
         b = None
         if weight is None and (dtype is _FLOAT32 or dtype is _FLOAT64) and type(reduction) is str:
             shape = input.shape
+            # a 1-D C-contiguous array has its item size as its one stride (cheaper to read
+            # than ``flags``); any other is flattened, viewed or copied
+            unit = _UNIT_STRIDES[dtype]
             if type(target) is np.ndarray:
                 if target.dtype is dtype and target.shape == shape:
-                    # a 1-D C-contiguous array has its item size as its one stride (cheaper
-                    # to read than ``flags``); any other is flattened, viewed or copied
-                    b = target if target.strides == _UNIT_STRIDES[dtype] else v.flat_array(target)
+                    b = target if target.strides == unit else v.flat_array(target)
+                    self.target_shape = shape
+                    self.sources = (input, target)
             elif ((type(target) is float or (type(target) is int and -_EXACT <= target <= _EXACT))
                     and input.size > 1):
                 b = np.array(target, dtype)  # 0-d: the kernels read it for every element
+                self.target_shape = ()
+                self.sources = (input,)
         if b is not None:
             self.dtype = self.out_dtype = dtype
             self.shape = self.input_shape = shape
-            self.target_shape = shape if b.ndim else ()
             self.n = n = input.size
-            self.a = input if input.strides == _UNIT_STRIDES[dtype] else v.flat_array(input)
+            self.a = input if input.strides == unit else v.flat_array(input)
             self.b = b
-            self.sources = (input, target) if b.ndim else (input,)
             # a plan is only made for a valid reduction: finding one checks it
             plan = _PLANS.get((spec, dtype, n, reduction))
             if plan is None:
