@@ -61,8 +61,9 @@ CHECKED_SPECS: dict[tuple[str, float], "LossSpec"] = {}  # float parameters alre
 
 def loss_spec(loss, param):
     """``LossSpec(loss, param)``, the parameter checked (``_validate.check_beta`` or
-    ``check_delta``: the exception for a bad one); cached for float parameters, whose
-    check and spec cost more than a small loss does."""
+    ``check_delta``: the exception for a bad one). A checked spec is kept under its
+    (float) parameter, and a float parameter is looked up there first: the check and the
+    spec cost more than a small loss does."""
     spec = CHECKED_SPECS.get((loss, param)) if type(param) is float else None
     if spec is not None:
         return spec

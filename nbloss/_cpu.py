@@ -3,9 +3,10 @@
 Every kernel takes 1-D C-contiguous arrays of one length ``n`` (``a`` = input, ``b`` =
 target, optional ``w`` = weight and ``upstream`` = upstream gradient; each may be float32
 or float64, numba promotes mixed pairs as NumPy does; ``a``, ``b`` and ``w`` may also be
-0-d arrays, one value read for every element, compiled as variants of their own) and scalars whose values are in the
-computation dtype, the promoted dtype of ``a`` and ``b``: ``p`` (beta or delta), ``half``
-= 0.5 and ``half_p`` = half * p, passed as Python floats and converted by each kernel.
+0-d arrays, one value read for every element, compiled as variants of their own) and
+scalars whose values are in the computation dtype, the promoted dtype of ``a`` and
+``b``: ``p`` (beta or delta), ``half`` = 0.5 and ``half_p`` = half * p, passed as Python
+floats and converted by each kernel.
 Shapes, broadcasting, dtypes and validation live in ``_host``. One loss kind's kernels
 (:class:`Kernels`), with x = a - b and the formulas of ``_math``:
 
@@ -107,11 +108,11 @@ _block_length = _jit.type_constant(
     lambda a, b, w: min(block_length(d) for d in (a, b, w) if d is not None))
 # 1 and 0 in a float's dtype: the unweighted kernels' ``* t`` by 1 then folds away
 _one_like = _jit.type_constant(lambda dtype: dtype.type(1))
+_zero_like = _jit.type_constant(lambda dtype: dtype.type(0))
 # a kernel's scalar argument in the computation dtype, the arrays' (exact: the host passes
 # Python floats that hold values of that dtype, as numba's dispatcher types a Python float
 # in about a fifth of the time of a NumPy scalar: 0.3 us of a 1e3-element call)
 _scalar = _jit.as_promoted
-_zero_like = _jit.type_constant(lambda dtype: dtype.type(0))
 _run_shape = _jit.type_constant(run_shape)
 # a block sum's lanes and float64 sums on the stack: LLVM keeps them in vector registers
 _lane_array = _jit.stack_array(lane_count)

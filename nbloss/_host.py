@@ -2,10 +2,12 @@
 ``_cpu`` kernels over flat buffers.
 
 :class:`HostCall` implements ``_call.Call``. Its constructor checks and normalises the
-operands once: two ndarrays of one float32/float64 dtype and shape (the common case) are
-taken as they are; anything else (Python numbers and lists, NumPy scalars, broadcasting,
-integer, bool and float16 data, mixed dtypes, the other byte order, non-contiguous
-layouts, a weight) is converted as the kernels read it. Every operation then runs one
+operands once: two ndarrays of one float32/float64 dtype and shape, or such an ndarray
+and a Python number as target (the common cases), are taken as they are; anything else
+(lists, NumPy scalars, broadcasting, integer, bool and float16 data, mixed dtypes, the
+other byte order, non-contiguous layouts, a weight) is converted as the kernels read it.
+An operand that is one value broadcast over the loss goes to the kernels as a 0-d array,
+read for every element. Every operation then runs one
 kernel and delivers the result in the caller's shape and dtype.
 """
 
@@ -20,7 +22,7 @@ _FLOAT32, _FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
 _UNIT_STRIDES = {_FLOAT32: (4,), _FLOAT64: (8,)}
 # integers up to this size convert to float64 exactly, so to float32 with one rounding, as
 # NumPy converts an integer operand; larger ones take the general path
-_EXACT = 2 ** 53
+_EXACT_INT_LIMIT = 2 ** 53
 _OPERAND_NAMES = ("input", "target", "weight")
 
 
@@ -50,9 +52,9 @@ def _plan(spec, dtype, n, reduction):
     key = (spec, dtype, n, reduction)
     plan = _PLANS.get(key)
     if plan is None:
-        if len(_PLANS) >= 1024:
-            _PLANS.clear()
-        plan = _PLANS[key] = _new_plan(spec, dtype, n, reduction)
+        plan = _new_plan(spec, dtype, n, reduction)
+        if len(_PLANS) < 1024:  # a bound on what a loop over many sizes keeps
+            _PLANS[key] = plan
     return plan
 
 
@@ -104,7 +106,7 @@ class HostCall(_call.Call):
                     b = target if target.strides == unit else v.flat_array(target)
                     self.target_shape = shape
                     self.sources = (input, target)
-            elif ((type(target) is float or (type(target) is int and -_EXACT <= target <= _EXACT))
+            elif ((type(target) is float or (type(target) is int and -_EXACT_INT_LIMIT <= target <= _EXACT_INT_LIMIT))
                     and input.size > 1):
                 b = np.array(target, dtype)  # 0-d: the kernels read it for every element
                 self.target_shape = ()

@@ -172,8 +172,8 @@ def _part_of_type(x, lo, hi):
 
 
 def value_at(x, i):
-    """``x[i]`` for a 1-D array; a 0-d array's one value for every ``i``."""
-    return x[()] if np.ndim(x) == 0 else x[i]
+    """``x[i]`` for a 1-D array; a 0-d array's (or a number's) one value for every ``i``."""
+    return x[i] if np.ndim(x) else np.asarray(x)[()]
 
 
 @overload(value_at, jit_options=overload_options(OPTIONS))

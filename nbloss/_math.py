@@ -88,8 +88,9 @@ def d2loss(kind, x, p, scale, t):
 
 # -- one element of each kernel -------------------------------------------------------------
 # Both backends loop over these (``prange`` on the CPU, a grid-stride loop on CUDA). ``a``,
-# ``b`` and the optional (None) ``w``, ``upstream`` and ``grad_out`` are flat arrays; ``i``
-# the index; ``one`` is 1 in the computation dtype.
+# ``b`` and the optional (None) ``w``, ``upstream`` and ``grad_out`` are flat arrays (on the
+# CPU ``a``, ``b`` and ``w`` may be 0-d: see ``value_at``); ``i`` the index; ``one`` is 1 in
+# the computation dtype.
 
 def value_at(x, i):
     """``x[i]``: how the functions below read an operand. A backend may replace it

@@ -1,7 +1,9 @@
 """One value broadcast over the loss (a Python number, a NumPy scalar, a 0-d or
 one-element array, as target, input or weight) is read in place by the kernels: the same
 bits as the same call with the operand materialised, and no allocation of the loss's
-size."""
+size. (Where two NaNs with different payloads meet, which payload survives may differ:
+LLVM orders a product's operands differently when one is a loop constant. NaN stays NaN;
+IEEE 754 leaves the payload to the implementation, and torch does not keep it either.)"""
 
 import tracemalloc
 import warnings

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import nbloss
+from conftest import require
 
 RED = ["none", "mean", "sum"]
 
@@ -41,7 +42,7 @@ def test_torch_cpu_tensors_give_numpy_results(torch, reduction):
 
 @pytest.mark.parametrize("reduction", RED)
 def test_pandas_series_give_numpy_results(reduction):
-    pd = pytest.importorskip("pandas")
+    pd = require("pandas", extra="test")
     rng = np.random.default_rng(4)
     a, b = rng.standard_normal(40), rng.standard_normal(40)
     check_numpy_results(pd.Series(a), pd.Series(b), a, b, reduction)
