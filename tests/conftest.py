@@ -7,11 +7,27 @@ import numpy as np
 import pytest
 
 REQUIRE_COMPARE = os.environ.get("NBLOSS_REQUIRE_COMPARE") == "1"
+# numba's CUDA simulator, asked for by the environment before numba loads (tests/cuda)
+SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
 
 # sizes below, between and above the thresholds of the threaded kernels (nbloss._cpu's
 # PARALLEL_MIN_BYTES, 288 KiB, and PARALLEL_MIN_BYTES_SUM, 384 KiB, per operand): MIDDLE
 # runs the threaded kernels in float64 and the serial ones in float32
 SMALL, MIDDLE, LARGE = 37, 50001, 100_003
+
+
+def cuda_or_skip():
+    """``numba.cuda`` for a module of tests/cuda, called at its import: the simulator when
+    NUMBA_ENABLE_CUDASIM is set (a missing numba-cuda is then an error, not a skip), else
+    the GPU; without numba-cuda or a GPU the calling module is skipped."""
+    if SIMULATOR:
+        from numba import cuda
+        return cuda
+    cuda = pytest.importorskip("numba.cuda", reason="numba-cuda is not installed")
+    if not cuda.is_available():
+        pytest.skip("no CUDA GPU; run NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/cuda",
+                    allow_module_level=True)
+    return cuda
 
 
 def require(module, extra="compare"):

@@ -6,7 +6,6 @@ torch CUDA tensors on a real GPU (skipped on the simulator, which cannot export 
     NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/cuda/test_array_kinds.py
 """
 
-import os
 import sys
 import types
 import warnings
@@ -15,16 +14,9 @@ import numpy as np
 import pytest
 
 import nbloss
-from conftest import SMALL, random_pair
+from conftest import SIMULATOR, SMALL, cuda_or_skip, random_pair
 
-SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
-if SIMULATOR:
-    from numba import cuda
-else:
-    cuda = pytest.importorskip("numba.cuda", reason="numba-cuda is not installed")
-    if not cuda.is_available():
-        pytest.skip("no CUDA GPU; run NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/cuda",
-                    allow_module_level=True)
+cuda = cuda_or_skip()
 from nbloss import _device  # noqa: E402  (after the simulator is chosen)
 
 RED = ["none", "mean", "sum"]

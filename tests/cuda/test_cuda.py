@@ -10,25 +10,17 @@ Without either the module is skipped; with the simulator asked for, a missing nu
 is an error, not a skip.
 """
 
-import os
 import warnings
 
 import numpy as np
 import pytest
 
 import nbloss
-from conftest import SMALL, adversarial, random_pair
+from conftest import SIMULATOR, SMALL, adversarial, cuda_or_skip, random_pair
 import test_reference
 import test_torch_parity as torch_suite
 
-SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
-if SIMULATOR:
-    from numba import cuda  # asked for: without numba-cuda this fails, it does not skip
-else:
-    cuda = pytest.importorskip("numba.cuda", reason="numba-cuda is not installed")
-    if not cuda.is_available():
-        pytest.skip("no CUDA GPU; run NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/cuda",
-                    allow_module_level=True)
+cuda = cuda_or_skip()
 # the simulator runs one OS thread per CUDA thread: small arrays there, larger on a GPU
 SIZES = [SMALL, 300] if SIMULATOR else [SMALL, 50_001, 1_000_003]
 RED = ["none", "mean", "sum"]

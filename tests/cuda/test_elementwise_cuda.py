@@ -4,24 +4,16 @@ Each element is the array functions' (reduction 'none') to the bit; the example'
 and gradient are the CPU loop's up to the order of the additions."""
 
 import importlib.util
-import os
 import pathlib
 
 import numpy as np
 import pytest
 
 import nbloss
-from conftest import adversarial
+from conftest import SIMULATOR, adversarial, cuda_or_skip
 from nbloss import elementwise as E
 
-SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
-if SIMULATOR:
-    from numba import cuda
-else:
-    cuda = pytest.importorskip("numba.cuda", reason="numba-cuda is not installed")
-    if not cuda.is_available():
-        pytest.skip("no CUDA GPU; run NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/cuda",
-                    allow_module_level=True)
+cuda = cuda_or_skip()
 
 
 @cuda.jit
