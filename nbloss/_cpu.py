@@ -57,7 +57,7 @@ from numba import prange  # noqa: E402
 
 from . import _jit, _math  # noqa: E402
 # numba.njit, with a disk cache that a faulty or unwritable cache cannot break (_jit)
-from ._jit import njit, part, serial_twin, size_of  # noqa: E402
+from ._jit import block_of, njit, part, serial_twin, size_of  # noqa: E402
 
 # Why each value, and the measurements behind it: docs/kernels.md, "Constants".
 # bytes of the widest operand per reduction block: the block sums take 0.1% of the input
@@ -117,6 +117,9 @@ _run_shape = _jit.type_constant(run_shape)
 # a block sum's lanes and float64 sums on the stack: LLVM keeps them in vector registers
 _lane_array = _jit.stack_array(lane_count)
 _wide_array = _jit.stack_array(lambda dtype: WIDE_LANES, np.float64)
+# where block_of copies a block of a 2-D operand (one broadcast along an axis): room for
+# the longest block, float32's
+_scratch = _jit.scratch_array(lambda dtype: block_length(np.float32))
 
 
 @njit(**_SUM_OPTIONS)
@@ -136,8 +139,8 @@ def _block_loss_sum(kind, a, b, w, p, half, half_p, scale, grad_out, lo, hi):
     """
     # slices indexed from 0: numba then knows no index is negative, and the loop
     # vectorises (about 2.5x faster than indexing a[lo + m])
-    ab, bb = part(a, lo, hi), part(b, lo, hi)
-    wb, gb = part(w, lo, hi), part(grad_out, lo, hi)
+    ab, bb = block_of(a, lo, hi, _scratch(a)), block_of(b, lo, hi, _scratch(b))
+    wb, gb = block_of(w, lo, hi, _scratch(w)), part(grad_out, lo, hi)
     # a constant here, not an argument: the unweighted gradient's ``* t`` by it folds away
     one = _one_like(half)
     zero = _zero_like(half)
@@ -207,8 +210,9 @@ def _total(kind, a, b, w, p, half, half_p, n, block_sums):
         s = block_sums[j]
         if not math.isfinite(s):
             lo, hi = j * block, min(n, (j + 1) * block)
-            s = _block_loss_sum_wide(kind, part(a, lo, hi), part(b, lo, hi), part(w, lo, hi),
-                                     p, half, half_p, hi - lo)
+            s = _block_loss_sum_wide(kind, block_of(a, lo, hi, _scratch(a)),
+                                     block_of(b, lo, hi, _scratch(b)),
+                                     block_of(w, lo, hi, _scratch(w)), p, half, half_p, hi - lo)
         total += s
     return total
 
@@ -241,8 +245,14 @@ def _family(kind):
         k = spec[0]
         p_, half_, half_p_ = _scalar(p, a, b), _scalar(half, a, b), _scalar(half_p, a, b)
         one = _one_like(half_)
-        for i in prange(loss_out.size):
-            loss_out[i] = loss_at(k, i, a, b, w, p_, half_, half_p_, one, one, grad_out)
+        n = loss_out.size
+        block = _block_length(a, b, w)
+        for j in prange((n + block - 1) // block):
+            lo, hi = j * block, min(n, (j + 1) * block)
+            ab, bb = block_of(a, lo, hi, _scratch(a)), block_of(b, lo, hi, _scratch(b))
+            wb, lb, gb = block_of(w, lo, hi, _scratch(w)), loss_out[lo:hi], part(grad_out, lo, hi)
+            for i in range(hi - lo):
+                lb[i] = loss_at(k, i, ab, bb, wb, p_, half_, half_p_, one, one, gb)
 
     def loss_sum(a, b, w, p, half, half_p, scale, grad_out):
         """sum(w * loss(a - b)) in float64; and grad_out = scale * w * dloss(a - b) in
@@ -263,16 +273,29 @@ def _family(kind):
         k = spec[0]
         p_, scale_ = _scalar(p, a, b), _scalar(scale, a, b)
         upstream_value_ = _scalar(upstream_value, a, b)
-        for i in prange(grad_out.size):
-            grad_at(k, i, a, b, w, upstream, p_, scale_, upstream_value_, grad_out)
+        n = grad_out.size
+        block = _block_length(a, b, w)
+        for j in prange((n + block - 1) // block):
+            lo, hi = j * block, min(n, (j + 1) * block)
+            ab, bb = block_of(a, lo, hi, _scratch(a)), block_of(b, lo, hi, _scratch(b))
+            wb, ub = block_of(w, lo, hi, _scratch(w)), block_of(upstream, lo, hi, _scratch(upstream))
+            gb = grad_out[lo:hi]
+            for i in range(hi - lo):
+                grad_at(k, i, ab, bb, wb, ub, p_, scale_, upstream_value_, gb)
 
     def hess_each(a, b, w, p, half, scale, hess_out):
         """hess_out = scale * w * d2loss(a - b), the diagonal of the Hessian"""
         k = spec[0]
         p_, scale_ = _scalar(p, a, b), _scalar(scale, a, b)
         one = _one_like(scale_)
-        for i in prange(hess_out.size):
-            hess_at(k, i, a, b, w, p_, scale_, one, hess_out)
+        n = hess_out.size
+        block = _block_length(a, b, w)
+        for j in prange((n + block - 1) // block):
+            lo, hi = j * block, min(n, (j + 1) * block)
+            ab, bb = block_of(a, lo, hi, _scratch(a)), block_of(b, lo, hi, _scratch(b))
+            wb, hb = block_of(w, lo, hi, _scratch(w)), hess_out[lo:hi]
+            for i in range(hi - lo):
+                hess_at(k, i, ab, bb, wb, p_, scale_, one, hb)
 
     fns = (loss_each, loss_sum, grad_each, hess_each)
     serial = Kernels(*(njit(**_OPTIONS)(serial_twin(f)) for f in fns))

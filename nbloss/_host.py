@@ -11,6 +11,7 @@ read for every element. Every operation then runs one
 kernel and delivers the result in the caller's shape and dtype.
 """
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -66,6 +67,53 @@ def _new_plan(spec, dtype, n, reduction):
                  _cpu.kernels(s.kind, n, dtype.itemsize, sum_only=True))
 
 
+def kernel_operand(array, shape):
+    """``array`` (of a float dtype the kernels take) broadcast to ``shape`` (a tuple) as
+    the kernels read it, without a copy where they can:
+
+    - 1-D C-contiguous (itself or a view) when it has the shape and layout;
+    - one value read for every element (a 0-d copy) when it holds one value and the loss
+      more;
+    - a read-only 2-D view (rows, inner) of the loss's elements in C order, when the
+      broadcast and the strides reduce to two axes whose inner one has stride 0 (a value
+      broadcast along the row) or the item size: a ``(rows, 1)`` or ``(1, cols)`` target
+      against a ``(rows, cols)`` input, a column slice. The kernels copy it block by
+      block into a buffer on their stack (``_jit.block_of``);
+    - else a flat copy.
+    """
+    if array.shape == shape and array.flags.c_contiguous:
+        return _flat(array)
+    if array.size == 1:
+        if math.prod(shape) > 1:
+            return np.array(array.reshape(()))  # a copy: writeable, C-contiguous, ours
+        return v.flat_array(np.broadcast_to(array, shape))
+    lead = len(shape) - array.ndim
+    axes = []  # (length, stride) of the broadcast's axes, merged where one continues another
+    for i, length in enumerate(shape):
+        if length == 1:
+            continue
+        stride = 0 if i < lead or array.shape[i - lead] == 1 else array.strides[i - lead]
+        if axes and axes[-1][1] == stride * length:
+            axes[-1] = (axes[-1][0] * length, stride)
+        else:
+            axes.append((length, stride))
+    if len(axes) == 2 and axes[1][1] in (0, array.itemsize) and 0 not in shape:
+        (rows, row_stride), (inner, inner_stride) = axes
+        if array.flags.c_contiguous:  # the quick way (as_strided costs 2 us)
+            view = np.ndarray((rows, inner), array.dtype, array, 0, (row_stride, inner_stride))
+        else:
+            view = np.lib.stride_tricks.as_strided(array, (rows, inner), (row_stride, inner_stride))
+        view.flags.writeable = False  # one numba type for every such view
+        return view
+    return v.flat_array(np.broadcast_to(array, shape))
+
+
+def _broadcasts_to(shape, to):
+    """Whether an array of ``shape`` broadcasts to ``to`` (without growing it)."""
+    lead = len(to) - len(shape)
+    return lead >= 0 and all(d == 1 or d == t for d, t in zip(shape, to[lead:]))
+
+
 def _flat(buf):
     """A C-contiguous buffer as the kernels' 1-D view (itself when already 1-D)."""
     return buf if buf.ndim == 1 else buf.reshape(-1)
@@ -85,6 +133,7 @@ class HostCall(_call.Call):
     w = None
     upstream = None
     upstream_value = 1.0  # the plan's ``one``: the kernels take Python floats
+    takes_ndarray_out = True
 
     def __init__(self, input, target, spec, reduction, weight=None, warn_shapes=True):
         self.spec = spec
@@ -103,8 +152,15 @@ class HostCall(_call.Call):
             unit = _UNIT_STRIDES[dtype]
             if type(target) is np.ndarray:
                 if target.dtype is dtype and target.shape == shape:
-                    b = target if target.strides == unit else v.flat_array(target)
+                    b = target if target.strides == unit else kernel_operand(target, shape)
                     self.target_shape = shape
+                    self.sources = (input, target)
+                elif target.dtype is dtype and _broadcasts_to(target.shape, shape) and input.size > 1:
+                    # a target broadcast along some axes of the input's shape, read in place
+                    if warn_shapes:
+                        v.warn_shape_mismatch(shape, target.shape)
+                    b = kernel_operand(target, shape)
+                    self.target_shape = target.shape
                     self.sources = (input, target)
             elif ((type(target) is float or (type(target) is int and -_EXACT_INT_LIMIT <= target <= _EXACT_INT_LIMIT))
                     and input.size > 1):
@@ -115,7 +171,7 @@ class HostCall(_call.Call):
             self.dtype = self.out_dtype = dtype
             self.shape = self.input_shape = shape
             self.n = n = input.size
-            self.a = input if input.strides == unit else v.flat_array(input)
+            self.a = input if input.strides == unit else kernel_operand(input, shape)
             self.b = b
             # a plan is only made for a valid reduction: finding one checks it
             plan = _PLANS.get((spec, dtype, n, reduction))
@@ -147,22 +203,19 @@ class HostCall(_call.Call):
         self.sources = (x.array, y.array) if w is None else (x.array, y.array, w.array)
 
     def _kernel_operand(self, op, widen=True):
-        """Operand ``op`` as the kernels read it (see ``v.in_dtype``): flat, of the loss's
-        shape, in the computation dtype; an integer array or a Python number, which take
-        the dtype, rounded to the result dtype first. One value broadcast over more
-        elements (a number, a 0-d or one-element array) becomes a 0-d array, which the
-        kernels read in place of every element: nothing of the loss's size is made."""
+        """Operand ``op`` as the kernels read it: in the computation dtype (see
+        ``v.in_dtype``; an integer array or a Python number, which take the dtype, rounded
+        to the result dtype first), laid out for the loss's shape by
+        :func:`kernel_operand` (read in place where it can: one value, or broadcast along
+        some axes)."""
         via = None if op.is_float_array else self.out_dtype
-        array = v.in_dtype(op.array, self.dtype, widen, via)
-        if array.size == 1 and self.n > 1:
-            return np.array(array.reshape(()))  # a copy: writeable, C-contiguous, ours
-        return v.flat(array, self.shape)
+        return kernel_operand(v.in_dtype(op.array, self.dtype, widen, via), self.shape)
 
     def set_upstream(self, grad_output):
         go = v.upstream_gradient(grad_output, self.reduction, self.shape, self.dtype,
                                  self.out_dtype)
         if go.ndim:
-            self.upstream, self.upstream_value = v.flat(go, self.shape), self.plan.one
+            self.upstream, self.upstream_value = kernel_operand(go, self.shape), self.plan.one
         else:
             self.upstream, self.upstream_value = None, float(go[()])
 

@@ -5,8 +5,8 @@ for the block sums). The kernels' compile-time tools are generic, each one line 
 use in ``_cpu``: :func:`type_constant` (a constant computed from the arguments' dtypes),
 :func:`as_promoted` (a scalar in the arrays' dtype), :func:`part`, :func:`value_at` and
 :func:`size_of` (which read a 0-d array as one value broadcast over every element),
-:func:`stack_array` (an array in registers) and
-:func:`serial_twin` (a serial and a threaded dispatcher of one function). How the kernels
+:func:`block_of` (a 2-D broadcast view, block by block), :func:`scratch_array` and
+:func:`stack_array` (arrays on the stack) and :func:`serial_twin` (a serial and a threaded dispatcher of one function). How the kernels
 are built and tuned: ``docs/kernels.md``.
 
 Every numba function of ``_cpu`` (and of ``_math``, compiled by ``_cpu``) is made by
@@ -199,6 +199,81 @@ def _size_of_type(x):
     return lambda x: x.size
 
 
+def block_of(x, lo, hi, scratch):
+    """Elements ``[lo, hi)`` of an operand as a block's loop reads them: :func:`part`
+    for None, 0-d and 1-D arrays; a 2-D array (a view of the loss's elements in C order,
+    stride 0 along broadcast axes) is copied into ``scratch`` (:func:`scratch_array`)."""
+    return part(x, lo, hi) if x is None or np.ndim(x) < 2 else np.ravel(x)[lo:hi]
+
+
+@intrinsic
+def _row_run(typingctx, x, r, c, m):
+    # x[r, c:c + m] of a 2-D array with contiguous rows (the caller checks) as a C view:
+    # LLVM vectorises a copy from it, not from numba's strided slice (1.5x slower)
+    arrty = types.Array(x.dtype, 1, "C", readonly=not x.mutable)
+
+    def codegen(context, builder, sig, args):
+        array_type, _, _, _ = sig.args
+        array = context.make_array(array_type)(context, builder, args[0])
+        first = cgutils.get_item_pointer(context, builder, array_type, array, [args[1], args[2]])
+        view = context.make_array(arrty)(context, builder)
+        context.populate_array(view, data=first, shape=[args[3]], strides=[array.itemsize],
+                               itemsize=array.itemsize, meminfo=None)
+        return view._getvalue()
+
+    return arrty(x, types.intp, types.intp, types.intp), codegen
+
+
+def _copy_rows(x, lo, hi, scratch):
+    # row by row, each run a loop that LLVM vectorises (a fill where the row is broadcast,
+    # else a copy) through slices indexed from 0: with ``scratch[t + k]`` neither did
+    inner = x.shape[1]
+    r = lo // inner
+    c = lo - r * inner
+    count = hi - lo
+    t = 0
+    while t < count:
+        m = min(count - t, inner - c)
+        dst = scratch[t:t + m]
+        if x.strides[1] == 0:
+            value = x[r, 0]
+            for k in range(m):
+                dst[k] = value
+        else:
+            src = _row_run(x, r, c, m)
+            for k in range(m):
+                dst[k] = src[k]
+        t += m
+        r += 1
+        c = 0
+    return scratch[:count]
+
+
+@overload(block_of, jit_options=overload_options(OPTIONS))
+def _block_of_type(x, lo, hi, scratch):
+    if isinstance(x, types.Array) and x.ndim == 2:
+        return _copy_rows
+    return lambda x, lo, hi, scratch: part(x, lo, hi)
+
+
+def _stack_array_type(item, count):
+    """(type, codegen) of an uninitialised stack array of ``count`` ``item``s, allocated
+    in the entry block of the function that calls it: it lives as long as that frame."""
+    arrty = types.Array(item, 1, "C")
+
+    def codegen(context, builder, sig, args):
+        data_type = context.get_data_type(item)
+        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(data_type))
+        array = context.make_array(arrty)(context, builder)
+        context.populate_array(array,
+                               data=cgutils.alloca_once(builder, data_type, size=count),
+                               shape=[context.get_constant(types.intp, count)],
+                               strides=[itemsize], itemsize=itemsize, meminfo=None)
+        return array._getvalue()
+
+    return arrty, codegen
+
+
 def stack_array(length_of, dtype=None):
     """An intrinsic for jitted code: ``f(x)``, for a float ``x`` of dtype ``dt``, is an
     uninitialised 1-D C-contiguous array of ``length_of(dt)`` elements of ``dtype`` (of
@@ -207,24 +282,26 @@ def stack_array(length_of, dtype=None):
 
     @intrinsic
     def array_on_stack(typingctx, x):
-        dt = as_dtype(x)
         item = x if dtype is None else from_dtype(np.dtype(dtype))
-        count = int(length_of(dt))
-        arrty = types.Array(item, 1, "C")
-
-        def codegen(context, builder, sig, args):
-            data_type = context.get_data_type(item)
-            itemsize = context.get_constant(types.intp, context.get_abi_sizeof(data_type))
-            array = context.make_array(arrty)(context, builder)
-            context.populate_array(array,
-                                   data=cgutils.alloca_once(builder, data_type, size=count),
-                                   shape=[context.get_constant(types.intp, count)],
-                                   strides=[itemsize], itemsize=itemsize, meminfo=None)
-            return array._getvalue()
-
+        arrty, codegen = _stack_array_type(item, int(length_of(as_dtype(x))))
         return arrty(x), codegen
 
     return array_on_stack
+
+
+def scratch_array(length_of):
+    """An intrinsic: ``f(x)``, for a 2-D array ``x`` of dtype ``dt`` (read by
+    :func:`block_of`), is an uninitialised stack array of ``length_of(dt)`` ``dt``s in
+    the frame of the function that calls ``f`` (never return it); None for other ``x``."""
+
+    @intrinsic
+    def scratch_for(typingctx, x):
+        if not (isinstance(x, types.Array) and x.ndim == 2):
+            return types.none(x), lambda context, builder, sig, args: context.get_dummy_value()
+        arrty, codegen = _stack_array_type(x.dtype, int(length_of(as_dtype(x.dtype))))
+        return arrty(x), codegen
+
+    return scratch_for
 
 
 def serial_twin(fn):

@@ -4,6 +4,7 @@ Everything here runs before any kernel touches memory, so a call that fails its 
 leaves ``out=`` and the inputs exactly as they were.
 """
 
+import functools
 import math
 import numbers
 import os
@@ -28,11 +29,18 @@ class CacheWarning(UserWarning):
     and kind of fault."""
 
 
+@functools.lru_cache(maxsize=256)
+def _in_package(filename):
+    # cached: a warning issued on every call (a broadcast's shape warning) walks several
+    # frames, and the path arithmetic cost more than the rest of a small call
+    return os.path.dirname(os.path.abspath(filename)) == _PACKAGE_DIR
+
+
 def warn(message, category=UserWarning):
     """Warn with the caller's line, the first frame outside this package."""
     level = 2  # 1 is this function, 2 its caller
     frame = sys._getframe(1)
-    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == _PACKAGE_DIR:
+    while frame is not None and _in_package(frame.f_code.co_filename):
         frame = frame.f_back
         level += 1
     warnings.warn(message, category, stacklevel=level)
@@ -276,9 +284,15 @@ def torch_size(shape):
 
 def warn_shape_mismatch(input_shape, target_shape):
     """torch's UserWarning, word for word (shapes in torch's notation)."""
-    warn(f"Using a target size ({torch_size(target_shape)}) that is different to the input size "
-         f"({torch_size(input_shape)}). This will likely lead to incorrect results due to "
-         "broadcasting. Please ensure they have the same size.")
+    warn(_shape_mismatch_message(tuple(input_shape), tuple(target_shape)))
+
+
+@functools.lru_cache(maxsize=64)
+def _shape_mismatch_message(input_shape, target_shape):
+    # cached: a loop that broadcasts on purpose is warned at every call, as in torch
+    return (f"Using a target size ({torch_size(target_shape)}) that is different to the input "
+            f"size ({torch_size(input_shape)}). This will likely lead to incorrect results due "
+            "to broadcasting. Please ensure they have the same size.")
 
 
 def check_broadcasts_to(shape, loss_shape, name):
@@ -325,14 +339,6 @@ def in_dtype(array, dtype, widen=True, via=None):
     if array.dtype == dtype or (widen and array.dtype == FLOAT32 and dtype == FLOAT64):
         return array
     return array.astype(dtype)
-
-
-def flat(array, shape):
-    """A 1-D C-contiguous view of ``array`` broadcast to ``shape``; copies only when it
-    must (broadcasting, a non-contiguous layout)."""
-    if array.shape != tuple(shape):
-        array = np.broadcast_to(array, shape)
-    return flat_array(array)
 
 
 def check_out(out, shape, dtype, operands):

@@ -1,7 +1,8 @@
 """One value broadcast over the loss (a Python number, a NumPy scalar, a 0-d or
-one-element array, as target, input or weight) is read in place by the kernels: the same
-bits as the same call with the operand materialised, and no allocation of the loss's
-size. (Where two NaNs with different payloads meet, which payload survives may differ:
+one-element array, as target, input or weight), and an operand broadcast along some axes
+(a ``(rows, 1)`` or ``(1, cols)`` target, weight, input or upstream gradient) or laid out
+with strides (a column slice), are read in place by the kernels: the same bits as the same
+call with the operand materialised, and no allocation of the loss's size. (Where two NaNs with different payloads meet, which payload survives may differ:
 LLVM orders a product's operands differently when one is a loop constant. NaN stays NaN;
 IEEE 754 leaves the payload to the implementation, and torch does not keep it either.)"""
 
@@ -96,3 +97,114 @@ def test_a_one_value_mean_allocates_nothing_of_the_losss_size(call):
     finally:
         tracemalloc.stop()
     assert peak <= 0.01 * a.nbytes, peak
+
+
+# -- operands broadcast along some axes ------------------------------------------------------
+# (rows, cols) losses on both sides of the threading threshold, rows that end inside a
+# reduction block and rows shorter than a SIMD vector
+SHAPES = [(3, 5), (7, 3), (1000, 100), (3001, 7), (150, 1000)]
+
+
+def partial_operands(shape, dtype, rng):
+    """Operands broadcast along some axes of ``shape`` (rows, cols), or laid out with
+    strides, with their names."""
+    rows, cols = shape
+    yield "(rows, 1)", rng.standard_normal((rows, 1)).astype(dtype)
+    yield "(1, cols)", rng.standard_normal((1, cols)).astype(dtype)
+    yield "(cols,)", rng.standard_normal(cols).astype(dtype)
+    yield "column slice", rng.standard_normal((rows, cols + 3)).astype(dtype)[:, 2:cols + 2]
+    yield "reversed rows", rng.standard_normal((rows, 1)).astype(dtype)[::-1]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_a_partly_broadcast_target_or_weight_is_the_materialised_calls_bits(dtype, shape):
+    rng = np.random.default_rng(sum(shape))
+    a = (rng.standard_normal(shape) * 3).astype(dtype)
+    a.flat[::97] = np.nan
+    for name, op in partial_operands(shape, dtype, rng):
+        full = np.array(np.broadcast_to(op, shape))
+        for reduction in ("none", "mean", "sum"):
+            for f in FUNCTIONS:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # torch's shape warning
+                    same_bits(f(a, op, 0.5, reduction), f(a, full, 0.5, reduction))
+                    w = np.abs(op)
+                    same_bits(f(a, 0.25, 0.5, reduction, weight=w),
+                              f(a, 0.25, 0.5, reduction, weight=np.abs(full)))
+
+
+def summed_to(grad, shape):
+    """``grad`` summed over the axes along which an operand of ``shape`` was broadcast."""
+    lead = grad.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(shape)
+                                      if d == 1 and grad.shape[lead + i] != 1)
+    return grad.sum(axis=axes, keepdims=True).reshape(shape)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(7, 3), (3001, 7), (150, 1000)], ids=str)
+def test_a_partly_broadcast_input_and_grad_output(dtype, shape):
+    rng = np.random.default_rng(sum(shape) + 1)
+    b = rng.standard_normal(shape).astype(dtype)
+    for name, op in partial_operands(shape, dtype, rng):
+        full = np.array(np.broadcast_to(op, shape))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for reduction in ("none", "mean", "sum"):
+                same_bits(nbloss.huber_loss(op, b, 1.5, reduction), nbloss.huber_loss(full, b, 1.5, reduction))
+                # the input's gradient, summed back to its shape
+                same_bits(nbloss.huber_loss_grad(op, b, 1.5, reduction),
+                          summed_to(nbloss.huber_loss_grad(full, b, 1.5, reduction), op.shape))
+            # an upstream gradient broadcast along an axis of a 'none' loss
+            a = rng.standard_normal(shape).astype(dtype)
+            same_bits(nbloss.smooth_l1_loss_backward(op, a, b, 0.5, "none"),
+                      nbloss.smooth_l1_loss_backward(full, a, b, 0.5, "none"))
+
+
+def test_a_broadcast_that_needs_three_axes_is_still_right():
+    rng = np.random.default_rng(8)
+    a = rng.standard_normal((4, 5, 6))
+    for op in (rng.standard_normal((4, 1, 6)), rng.standard_normal((1, 5, 1))):
+        full = np.array(np.broadcast_to(op, a.shape))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for f in FUNCTIONS:
+                same_bits(f(a, op, 0.5, "sum"), f(a, full, 0.5, "sum"))
+
+
+@pytest.mark.parametrize("call", [
+    lambda a, col, row: nbloss.smooth_l1_loss(a, col),
+    lambda a, col, row: nbloss.huber_loss(a, row, reduction="sum"),
+    lambda a, col, row: nbloss.smooth_l1_loss(a, 0.0, weight=col),
+], ids=["(rows, 1) target", "(1, cols) target", "(rows, 1) weight"])
+def test_a_partly_broadcast_mean_allocates_nothing_of_the_losss_size(call):
+    rng = np.random.default_rng(9)
+    a = rng.standard_normal((10 ** 4, 100)).astype(np.float32)
+    col = rng.standard_normal((10 ** 4, 1)).astype(np.float32)
+    row = rng.standard_normal((1, 100)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        call(a, col, row)  # compiled and cached before measuring
+        tracemalloc.start()
+        try:
+            call(a, col, row)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak <= 0.01 * a.nbytes, peak
+
+
+def test_backward_of_a_broadcast_grad_output_allocates_only_the_gradients():
+    a = np.random.default_rng(11).standard_normal((10 ** 4, 100)).astype(np.float32)
+    b = np.zeros_like(a)
+    go = np.ones((10 ** 4, 1), np.float32)
+    nbloss.huber_loss_backward(go, a, b, reduction="none")
+    tracemalloc.start()
+    try:
+        nbloss.huber_loss_backward(go, a, b, reduction="none")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # grad_input and grad_target, each of the loss's size, and nothing more of that size
+    assert peak <= 2.01 * a.nbytes, peak
