@@ -130,6 +130,9 @@ class Call:
     """
 
     __slots__ = ()
+    # whether out= is a numpy.ndarray (the host backend's results), which a criterion
+    # may pass back as the next forward's gradient buffer
+    takes_ndarray_out = False
 
     def _resolve(self, x, y, w, warn_shapes, shapes=None):
         """Set the dtypes and shapes from the operands ``x``, ``y`` and ``w`` (None: no

@@ -6,6 +6,8 @@ from __future__ import annotations  # the reference shows the aliases' names
 
 from typing import Any
 
+import numpy as np
+
 from . import _validate as v
 from ._losses import new_call
 from ._typing import Legacy, Operand, Param, Reduction, Stream
@@ -19,6 +21,10 @@ class _Criterion:
     """
 
     _name = ""
+    # a saved gradient of at least this many bytes is the next forward's buffer: a fresh
+    # one that large costs a page fault per 4 KB written, a smaller one less than out='s
+    # checks (README, "Fresh results cost page faults")
+    REUSE_MIN_BYTES = 1 << 20
 
     def __init__(self, reduction: Reduction, param: float) -> None:
         self.reduction: Reduction = v.check_reduction(reduction)
@@ -34,7 +40,15 @@ class _Criterion:
         gives it for this criterion's reduction and parameter; saves the gradient for
         :meth:`backward`. ``stream``: as in the functions (CUDA device arrays only)."""
         call = self._new_call(input, target, stream)
-        value, full_grad = call.value_and_grad_full()
+        out = None
+        if self._saved is not None and call.takes_ndarray_out:
+            # the last gradient, which backward() never hands out (it returns copies)
+            last = self._saved[1]
+            if (type(last) is np.ndarray and last.nbytes >= self.REUSE_MIN_BYTES
+                    and last.shape == call.input_shape and last.dtype == call.dtype):
+                out = last
+                self._saved = None  # overwritten from here on
+        value, full_grad = call.value_and_grad_full(out)
         self._saved = (call, full_grad)
         return value
 

@@ -2,6 +2,7 @@
 arguments, read-only data, and the caller's arrays: never modified, never shared with
 a result. References are the plain float64 formulas of tests/reference.py."""
 
+import tracemalloc
 import warnings
 
 import numpy as np
@@ -485,3 +486,36 @@ def test_nothing_of_the_callers_is_modified_or_shared(label, reduction):
     for i, r in enumerate(arrays):
         assert not any(np.shares_memory(r, x) for x in arguments if isinstance(x, np.ndarray))
         assert not any(np.shares_memory(r, s) for s in arrays[i + 1:])
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_a_criterion_reuses_its_gradient_buffer_and_never_one_it_handed_out(reduction):
+    """A training loop's forward writes the gradient into the buffer of the last forward
+    (no fresh allocation of the input's size), and what backward() returned stays as it
+    was."""
+    rng = np.random.default_rng(40)
+    n = 300_000  # float64: 2.4 MB, above REUSE_MIN_BYTES
+    crit = nbloss.HuberLoss(reduction, delta=0.5)
+    steps = [(rng.standard_normal(n), rng.standard_normal(n)) for _ in range(3)]
+    nbloss.HuberLoss(reduction, delta=0.5)(*steps[0])  # compiled before measuring
+    handed_out = []
+    for i, (x, y) in enumerate(steps):
+        tracemalloc.start()
+        try:
+            value = crit(x, y)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        # 'none' allocates its loss array; the gradient only on the first step
+        expected = (x.nbytes if reduction == "none" else 0) + (x.nbytes if i == 0 else 0)
+        assert peak <= expected + 0.01 * x.nbytes, (i, peak)
+        np.testing.assert_array_equal(value, nbloss.huber_loss(x, y, 0.5, reduction))
+        grads = crit.backward(2.0)
+        want = nbloss.huber_loss_backward(2.0, x, y, 0.5, reduction)
+        for got, expect in zip(grads, want, strict=True):
+            np.testing.assert_array_equal(got, expect)
+        np.testing.assert_array_equal(crit.backward(2.0)[0], want[0])  # twice: the same
+        handed_out.append((grads, [g.copy() for g in grads]))
+    for grads, copies in handed_out:
+        for got, copy in zip(grads, copies, strict=True):
+            np.testing.assert_array_equal(got, copy)
