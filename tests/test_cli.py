@@ -1,5 +1,6 @@
-"""`python -m nbloss demo` (the main job) and `info`, as a user runs them."""
+"""`python -m nbloss demo` (the main job), `warmup` and `info`, as a user runs them."""
 
+import os
 import re
 import subprocess
 import sys
@@ -46,6 +47,38 @@ def test_info_runs():
     proc = subprocess.run([sys.executable, "-m", "nbloss", "info"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "threading layer" in proc.stdout
+
+
+# a new process calls the kernels that warmup compiled, and reports what numba compiled
+AFTER_WARMUP = """
+import numpy as np, nbloss
+from nbloss import _cpu
+a = np.linspace(-2, 2, 1000, dtype=np.float32)
+nbloss.huber_loss_value_and_grad(a, 0.0)
+nbloss.smooth_l1_loss(a, np.zeros_like(a), 0.5, "none")
+big = np.linspace(-2, 2, 200_000, dtype=np.float32)
+nbloss.smooth_l1_loss_grad(big, np.zeros_like(big), 0.0)
+# the threaded kernels are wrapped for fork safety (_tbb.fork_safe)
+stats = [(k if hasattr(k, "stats") else k.__wrapped__).stats
+         for f in _cpu.FAMILIES.values() for v in f for k in v]
+print(sum(sum(s.cache_misses.values()) for s in stats), sum(sum(s.cache_hits.values()) for s in stats))
+"""
+
+
+def test_warmup_fills_the_cache_that_later_processes_load(tmp_path):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "nbloss", "warmup", "--dtypes", "float32"],
+                          capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stderr
+    for loss in ("huber", "smooth_l1", "l1"):
+        assert re.search(rf"float32 +{loss} +24 variants in", proc.stdout), proc.stdout
+    assert "72 calls in" in proc.stdout and str(tmp_path) in proc.stdout
+    assert "a new process now reaches its first result in" in proc.stdout
+    later = subprocess.run([sys.executable, "-c", AFTER_WARMUP], capture_output=True, text=True,
+                           timeout=600, env=env)
+    assert later.returncode == 0, later.stderr
+    misses, hits = map(int, later.stdout.split())
+    assert misses == 0 and hits >= 3, later.stdout
 
 
 # --- the command line's help and its refusals --------------------------------------------
