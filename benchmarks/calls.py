@@ -1,4 +1,5 @@
-"""What a caller's choices cost: a number as target against an array of its value, and
+"""What a caller's choices cost: a number as target against an array of its value, a
+target or weight broadcast along an axis against the same operand materialised, and
 ``out=`` against a fresh result, timed with the public functions.
 
     python benchmarks/calls.py --out benchmarks/results/cpu-2core/calls.md
@@ -70,6 +71,20 @@ def cases(n, dtype):
     yield "fused: zeros array | 0.0", lambda: vg(x, zeros), lambda: vg(x, 0.0)
     yield "grad: fresh | out=", lambda: g(x, zeros), lambda: g(x, zeros, out=grad)
     yield "fused: fresh | out=", lambda: vg(x, zeros), lambda: vg(x, zeros, out=grad)
+    if n % 100:
+        return
+    # rows of 100: a (rows, 1) target (one value per row) and a (1, 100) weight (one per
+    # column), against the same operand materialised to the input's shape
+    rows = x.reshape(-1, 100)
+    col = rng.standard_normal((rows.shape[0], 1)).astype(dtype)
+    col_full = np.array(np.broadcast_to(col, rows.shape))
+    yield "mean: full target | (rows, 1)", lambda: f(rows, col_full), lambda: f(rows, col)
+    yield "grad: full target | (rows, 1)", lambda: g(rows, col_full), lambda: g(rows, col)
+    yield "fused: full target | (rows, 1)", lambda: vg(rows, col_full), lambda: vg(rows, col)
+    w = rng.random((1, 100)).astype(dtype)
+    w_full = np.array(np.broadcast_to(w, rows.shape))
+    yield ("fused: full weight | (1, cols)", lambda: vg(rows, 0.0, weight=w_full),
+           lambda: vg(rows, 0.0, weight=w))
 
 
 def fmt(seconds):
@@ -96,7 +111,7 @@ def main(argv=None):
              "|---|---|---|---|---|---|"]
     print("\n".join(lines[:2]))
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore")  # torch's shape warning of the (rows, 1) targets
         for dtype in args.dtypes.split(","):
             for n in sizes:
                 for name, first, second in cases(n, np.dtype(dtype)):
