@@ -110,6 +110,8 @@ def kernel_operand(array, shape):
 
 def _broadcasts_to(shape, to):
     """Whether an array of ``shape`` broadcasts to ``to`` (without growing it)."""
+    if shape == to:
+        return True
     lead = len(to) - len(shape)
     return lead >= 0 and all(d == 1 or d == t for d, t in zip(shape, to[lead:]))
 
@@ -138,14 +140,17 @@ class HostCall(_call.Call):
     def __init__(self, input, target, spec, reduction, weight=None, warn_shapes=True):
         self.spec = spec
         # the common cases need no conversion (at 1e3 elements _normalise costs several
-        # times the kernel): a float32/float64 ndarray as input and as target, of one
-        # dtype and shape, or a Python number as target, which takes the array's dtype as
-        # in NumPy and is read as one value. (NumPy's native float dtypes are singletons,
-        # so ``is`` suffices: any other dtype object, the other byte order say, takes the
-        # general path.)
+        # times the kernel): a float32/float64 ndarray as input; as target an ndarray of
+        # its dtype and shape, or broadcast to its shape, or a Python number, which takes
+        # the array's dtype as in NumPy and is read as one value; no weight, or an ndarray
+        # of the dtype broadcast to the shape. (NumPy's native float dtypes are
+        # singletons, so ``is`` suffices: any other dtype object, the other byte order
+        # say, takes the general path.)
         dtype = input.dtype if type(input) is np.ndarray else None
         b = None
-        if weight is None and (dtype is _FLOAT32 or dtype is _FLOAT64) and type(reduction) is str:
+        if (dtype is _FLOAT32 or dtype is _FLOAT64) and type(reduction) is str and (
+                weight is None or (type(weight) is np.ndarray and weight.dtype is dtype
+                                   and _broadcasts_to(weight.shape, input.shape))):
             shape = input.shape
             # a 1-D C-contiguous array has its item size as its one stride (cheaper to read
             # than ``flags``); any other is flattened, viewed or copied
@@ -168,6 +173,9 @@ class HostCall(_call.Call):
                 self.target_shape = ()
                 self.sources = (input,)
         if b is not None:
+            if weight is not None:
+                self.w = kernel_operand(weight, shape)
+                self.sources += (weight,)
             self.dtype = self.out_dtype = dtype
             self.shape = self.input_shape = shape
             self.n = n = input.size

@@ -58,11 +58,11 @@ def new_call(input, target, loss, param, reduction, weight=None, stream=None,
     spec = _SPECS.get((loss, param)) if type(param) is float else None
     if spec is None:
         spec = _call.loss_spec(loss, param)  # checks the parameter, and caches its spec
-    # two ndarrays, or an ndarray and a Python number without a weight: host data, no
-    # need to look for Dask or device arrays (a Dask or device weight must be looked at)
-    if not (type(input) is np.ndarray and (
-            type(target) is np.ndarray
-            or (weight is None and (type(target) is float or type(target) is int)))):
+    # an ndarray and an ndarray or a Python number, and no weight or an ndarray: host
+    # data, no need to look for Dask or device arrays
+    if not (type(input) is np.ndarray
+            and (type(target) is np.ndarray or type(target) is float or type(target) is int)
+            and (weight is None or type(weight) is np.ndarray)):
         operands = (input, target, weight)
         if any(v.is_dask_array(op) for op in operands):
             return _backend("_dask").DaskCall(input, target, spec, reduction, weight,

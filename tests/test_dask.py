@@ -246,11 +246,13 @@ def test_reduction_beyond_float32_is_inf_without_a_warning():
     assert lazy == nbloss.huber_loss(a, 0.0, reduction="sum") == np.inf and lazy.dtype == np.float32
 
 
-def test_a_dask_weight_beside_an_ndarray_and_a_number_stays_lazy():
-    """The host shortcut for an ndarray and a Python number must still see a Dask weight."""
+@pytest.mark.parametrize("target", [0.3, np.full(8, 0.3)], ids=["number", "ndarray"])
+def test_a_dask_weight_beside_host_operands_stays_lazy(target):
+    """The host shortcut for an ndarray and a Python number or an ndarray must still see
+    a Dask weight."""
     a = np.linspace(-2, 2, 8)
     w = np.full(8, 2.0)
-    result = nbloss.smooth_l1_loss(a, 0.3, 1.0, "sum", weight=da.from_array(w, chunks=4))
+    result = nbloss.smooth_l1_loss(a, target, 1.0, "sum", weight=da.from_array(w, chunks=4))
     assert isinstance(result, da.Array)
     np.testing.assert_allclose(result.compute(), nbloss.smooth_l1_loss(a, 0.3, 1.0, "sum",
                                                                        weight=w), rtol=1e-12)
