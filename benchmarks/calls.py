@@ -77,12 +77,12 @@ def cases(n, dtype):
     # column), against the same operand materialised to the input's shape
     rows = x.reshape(-1, 100)
     col = rng.standard_normal((rows.shape[0], 1)).astype(dtype)
-    col_full = np.array(np.broadcast_to(col, rows.shape))
+    col_full = np.ascontiguousarray(np.broadcast_to(col, rows.shape))
     yield "mean: full target | (rows, 1)", lambda: f(rows, col_full), lambda: f(rows, col)
     yield "grad: full target | (rows, 1)", lambda: g(rows, col_full), lambda: g(rows, col)
     yield "fused: full target | (rows, 1)", lambda: vg(rows, col_full), lambda: vg(rows, col)
     w = rng.random((1, 100)).astype(dtype)
-    w_full = np.array(np.broadcast_to(w, rows.shape))
+    w_full = np.ascontiguousarray(np.broadcast_to(w, rows.shape))
     yield ("fused: full weight | (1, cols)", lambda: vg(rows, 0.0, weight=w_full),
            lambda: vg(rows, 0.0, weight=w))
 

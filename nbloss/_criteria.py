@@ -17,7 +17,8 @@ class _Criterion:
     """``loss = crit(input, target)``, then ``crit.backward(grad_output=1.0)``.
 
     The forward runs the fused kernel, so the gradient is ready when ``backward`` is
-    called: a training step reads input and target once.
+    called: a training step reads input and target once. A large gradient is written
+    into the previous forward's buffer, which ``backward`` never hands out.
     """
 
     _name = ""
