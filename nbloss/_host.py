@@ -74,11 +74,10 @@ def kernel_operand(array, shape):
     - 1-D C-contiguous (itself or a view) when it has the shape and layout;
     - one value read for every element (a 0-d copy) when it holds one value and the loss
       more;
-    - a read-only 2-D view (rows, inner) of the loss's elements in C order, when the
-      broadcast and the strides reduce to two axes whose inner one has stride 0 (a value
-      broadcast along the row) or the item size: a ``(rows, 1)`` or ``(1, cols)`` target
-      against a ``(rows, cols)`` input, a column slice. The kernels copy it block by
-      block into a buffer on their stack (``_jit.block_of``);
+    - a read-only 2-D view (rows, inner) of the loss's elements in C order (see
+      :func:`_two_axes`): a ``(rows, 1)`` or ``(1, cols)`` target against a
+      ``(rows, cols)`` input, a column slice. The kernels copy it block by block into a
+      buffer on their stack (``_jit.block_of``);
     - else a flat copy.
     """
     if array.shape == shape and array.flags.c_contiguous:
@@ -87,25 +86,44 @@ def kernel_operand(array, shape):
         if math.prod(shape) > 1:
             return np.array(array.reshape(()))  # a copy: writeable, C-contiguous, ours
         return v.flat_array(np.broadcast_to(array, shape))
-    lead = len(shape) - array.ndim
+    key = (array.shape, array.strides, array.itemsize, shape)
+    layout = _LAYOUTS.get(key, False)
+    if layout is False:  # cached: working it out costs more than a small call's kernel
+        layout = _two_axes(*key)
+        if len(_LAYOUTS) < 1024:
+            _LAYOUTS[key] = layout
+    if layout is None:
+        return v.flat_array(np.broadcast_to(array, shape))
+    if array.flags.c_contiguous:  # the quick way (as_strided costs 2 us)
+        view = np.ndarray(layout[0], array.dtype, array, 0, layout[1])
+    else:
+        view = np.lib.stride_tricks.as_strided(array, *layout)
+    view.flags.writeable = False  # one numba type for every such view
+    return view
+
+
+_LAYOUTS: dict[tuple, "tuple | None"] = {}  # kernel_operand's key -> _two_axes
+
+
+def _two_axes(shape, strides, itemsize, to):
+    """(shape, strides) of a 2-D view (rows, inner) that reads an array of ``shape`` and
+    ``strides`` broadcast to ``to`` in C order, when the broadcast and the strides reduce
+    to two axes whose inner one has stride 0 (a value broadcast along the row) or
+    ``itemsize``; else None."""
+    lead = len(to) - len(shape)
     axes = []  # (length, stride) of the broadcast's axes, merged where one continues another
-    for i, length in enumerate(shape):
+    for i, length in enumerate(to):
         if length == 1:
             continue
-        stride = 0 if i < lead or array.shape[i - lead] == 1 else array.strides[i - lead]
+        stride = 0 if i < lead or shape[i - lead] == 1 else strides[i - lead]
         if axes and axes[-1][1] == stride * length:
             axes[-1] = (axes[-1][0] * length, stride)
         else:
             axes.append((length, stride))
-    if len(axes) == 2 and axes[1][1] in (0, array.itemsize) and 0 not in shape:
-        (rows, row_stride), (inner, inner_stride) = axes
-        if array.flags.c_contiguous:  # the quick way (as_strided costs 2 us)
-            view = np.ndarray((rows, inner), array.dtype, array, 0, (row_stride, inner_stride))
-        else:
-            view = np.lib.stride_tricks.as_strided(array, (rows, inner), (row_stride, inner_stride))
-        view.flags.writeable = False  # one numba type for every such view
-        return view
-    return v.flat_array(np.broadcast_to(array, shape))
+    if len(axes) != 2 or axes[1][1] not in (0, itemsize) or 0 in to:
+        return None
+    (rows, row_stride), (inner, inner_stride) = axes
+    return (rows, inner), (row_stride, inner_stride)
 
 
 def _broadcasts_to(shape, to):
