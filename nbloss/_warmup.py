@@ -2,7 +2,6 @@
 ahead of use (a container image's build step, a CI job's setup), so that a later
 process's first calls load machine code instead of compiling it."""
 
-import os
 import subprocess
 import sys
 import time
@@ -12,14 +11,15 @@ import numpy as np
 # (label, function name, parameter): the three kernel kinds. Smooth L1 with beta = 1 runs
 # the Huber kernels, and with beta = 0 the L1 ones.
 LOSSES = (("huber", "huber", 1.0), ("smooth_l1", "smooth_l1", 0.5), ("l1", "smooth_l1", 0.0))
-# one call of each operation, with the kernel variant it compiles
+# one call of each operation ('mean' and 'none' loss, gradient, fused 'mean' and 'none',
+# Hessian diagonal), each compiling its kernel variant
 OPERATIONS = (
-    ("'mean' loss", lambda nb, f, a, b, p: getattr(nb, f"{f}_loss")(a, b, p)),
-    ("'none' loss", lambda nb, f, a, b, p: getattr(nb, f"{f}_loss")(a, b, p, "none")),
-    ("gradient", lambda nb, f, a, b, p: getattr(nb, f"{f}_loss_grad")(a, b, p)),
-    ("fused 'mean'", lambda nb, f, a, b, p: getattr(nb, f"{f}_loss_value_and_grad")(a, b, p)),
-    ("fused 'none'", lambda nb, f, a, b, p: getattr(nb, f"{f}_loss_value_and_grad")(a, b, p, "none")),
-    ("Hessian diagonal", lambda nb, f, a, b, p: getattr(nb, f"{f}_loss_hess_diag")(a, b, p)),
+    lambda nb, f, a, b, p: getattr(nb, f"{f}_loss")(a, b, p),
+    lambda nb, f, a, b, p: getattr(nb, f"{f}_loss")(a, b, p, "none"),
+    lambda nb, f, a, b, p: getattr(nb, f"{f}_loss_grad")(a, b, p),
+    lambda nb, f, a, b, p: getattr(nb, f"{f}_loss_value_and_grad")(a, b, p),
+    lambda nb, f, a, b, p: getattr(nb, f"{f}_loss_value_and_grad")(a, b, p, "none"),
+    lambda nb, f, a, b, p: getattr(nb, f"{f}_loss_hess_diag")(a, b, p),
 )
 FIRST_CALL = ("import time; t = time.perf_counter(); import numpy as np, nbloss; "
               "a = np.ones(1000, np.float32); nbloss.huber_loss_value_and_grad(a, a); "
@@ -47,7 +47,7 @@ def warm(dtypes, out=sys.stdout):
             for n in sizes(dtype):
                 a = np.linspace(-3, 3, n, dtype=dtype)
                 for target in (np.zeros(n, dtype), 0.0):
-                    for _, call in OPERATIONS:
+                    for call in OPERATIONS:
                         call(nbloss, name, a, target, param)
                         calls += 1
             print(f"  {np.dtype(dtype).name:8} {label:10} {2 * 2 * len(OPERATIONS)} variants "
@@ -71,7 +71,7 @@ def run(args):
     calls = warm(dtypes)
     print(f"{calls} calls in {time.perf_counter() - start:.1f} s; cache: {cache_folder()}")
     first = subprocess.run([sys.executable, "-c", FIRST_CALL], capture_output=True, text=True,
-                           env=dict(os.environ), check=False)
+                           check=False)
     if first.returncode == 0:
         print(f"a new process now reaches its first result in {float(first.stdout):.2f} s "
               "(import nbloss and a fused float32 call)")
