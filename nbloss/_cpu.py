@@ -41,7 +41,9 @@ its gradient if asked, and their sum in one loop: one pass over memory. A reduct
 allocates one float64 per block (0.1% of the input's bytes): no N-sized temporary.
 
 Each kernel is compiled twice: threaded (``prange``) and serial (the same code with
-``prange`` acting as ``range``), and the size in bytes picks one (:func:`kernels`).
+``prange`` acting as ``range``), and the size in bytes picks one (:func:`kernels`). The
+host makes its kernel calls through :func:`calls`: numba's dispatchers, or for the common
+operands the serial kernels' compiled entry points (:class:`DirectCalls`).
 How the kernels are built, and the measurements behind each constant: ``docs/kernels.md``.
 """
 
@@ -53,6 +55,7 @@ from . import _tbb
 _tbb.load_tbb()  # before numba can choose its threading layer: TBB, not OpenMP
 
 import numpy as np  # noqa: E402
+import numba  # noqa: E402
 from numba import prange  # noqa: E402
 
 from . import _jit, _math  # noqa: E402
@@ -315,3 +318,86 @@ def kernels(kind, n, itemsize, sum_only=False):
     serial below."""
     limit = PARALLEL_MIN_BYTES_SUM if sum_only else PARALLEL_MIN_BYTES
     return FAMILIES[kind][n * itemsize >= limit]
+
+
+# -- what a host call runs -------------------------------------------------------------------
+
+# The kernel calls a host call makes, named by what they write: the kernel each runs, and
+# its arguments after ``a`` and ``b`` as the direct entries take them ("f": a Python float,
+# "out": a 1-D C-contiguous array of the dtype, None: None).
+CALLS = {
+    "loss_sum": ("loss_sum", (None, "f", "f", "f", "f", None)),  # the sum alone
+    "loss_sum_grad": ("loss_sum", (None, "f", "f", "f", "f", "out")),
+    "loss_each": ("loss_each", (None, "f", "f", "f", "out", None)),
+    "loss_each_grad": ("loss_each", (None, "f", "f", "f", "out", "out")),
+    "grad_each": ("grad_each", (None, None, "f", "f", "f", "out")),
+    "hess_each": ("hess_each", (None, "f", "f", "f", "out")),
+}
+
+
+class Calls:
+    """The kernel calls (:data:`CALLS`) of one loss kind for one size and dtype, as numba's
+    dispatchers: any operands (weights, broadcast views, upstream gradients)."""
+
+    def __init__(self, kernels, sum_kernels):
+        for name, (kernel, _) in CALLS.items():
+            setattr(self, name, getattr(sum_kernels if name == "loss_sum" else kernels, kernel))
+
+
+class _Entry:
+    """A :class:`DirectCalls` attribute: the entry point, compiled (or loaded from the
+    cache) on first use as the dispatcher would, then kept in the instance's ``__dict__``,
+    where a later lookup finds it first."""
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, calls, owner=None):
+        if calls is None:  # looked up on the class
+            return self
+        kernel, rest = CALLS[self.name]
+        element = numba.from_dtype(calls.dtype)
+        flat = numba.types.Array(element, 1, "C")
+        kinds = {"f": numba.types.float64, "out": flat, None: numba.types.none}
+        signature = (flat, numba.types.Array(element, calls.target_ndim, "C"),
+                     *(kinds[arg] for arg in rest))
+        entry = calls.__dict__[self.name] = getattr(calls.kernels, kernel).compile(signature)
+        return entry
+
+
+class DirectCalls:
+    """The same calls of the serial kernels, as the compiled entry points of one argument
+    signature, which numba's dispatcher would pick for the host's common operands: ``a``
+    a 1-D C-contiguous, aligned, writeable array of ``dtype`` (``flags.carray``), ``b``
+    such an array or (``target_ndim`` 0) a 0-d one, no weight, no upstream array, outputs
+    like ``a``. The caller guarantees those types: an entry point converts its arguments
+    by its signature and checks nothing. Skipping the dispatcher, which types every
+    argument, saves 0.3-0.5 us a call (a fifth of a 1e3-element one)."""
+
+    loss_sum, loss_sum_grad, loss_each = _Entry(), _Entry(), _Entry()
+    loss_each_grad, grad_each, hess_each = _Entry(), _Entry(), _Entry()
+
+    def __init__(self, kernels, dtype, target_ndim):
+        self.kernels, self.dtype, self.target_ndim = kernels, dtype, target_ndim
+
+
+_CALLS = {}  # (kind, threaded, threaded sum, dtype) -> what calls() returns
+
+
+def calls(kind, n, dtype):
+    """The :class:`Calls` of loss ``kind`` over ``n`` elements computed in ``dtype``, and
+    the calls for a 0-d and a 1-D target of the types :class:`DirectCalls` takes: those
+    where the kernels run serial, the same :class:`Calls` where they are threaded (from
+    a few hundred KiB, where the dispatcher's cost is lost in the kernel's). One object
+    per variant, so each entry compiles once a process."""
+    itemsize = dtype.itemsize
+    key = (kind, n * itemsize >= PARALLEL_MIN_BYTES, n * itemsize >= PARALLEL_MIN_BYTES_SUM,
+           dtype)
+    found = _CALLS.get(key)
+    if found is None:
+        each = kernels(kind, n, itemsize)
+        dispatched = Calls(each, kernels(kind, n, itemsize, sum_only=True))
+        direct = ((dispatched, dispatched) if each is not FAMILIES[kind].serial
+                  else tuple(DirectCalls(each, dtype, ndim) for ndim in (0, 1)))
+        found = _CALLS[key] = (dispatched, direct)
+    return found

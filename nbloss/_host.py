@@ -20,7 +20,6 @@ from . import _call, _cpu
 from . import _validate as v
 
 _FLOAT32, _FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
-_UNIT_STRIDES = {_FLOAT32: (4,), _FLOAT64: (8,)}
 # integers up to this size convert to float64 exactly, so to float32 with one rounding, as
 # NumPy converts an integer operand; larger ones take the general path
 _EXACT_INT_LIMIT = 2 ** 53
@@ -30,17 +29,18 @@ _OPERAND_NAMES = ("input", "target", "weight")
 class _Plan(NamedTuple):
     """What a host call runs, fixed by its loss, parameter, dtype, size and reduction:
     the kernel scalars (``_call.Scalars``), the reduction's factor on each gradient
-    element (``scale``), and the ``_cpu`` kernels of the loss's kind for this size and
-    dtype (``sum_kernels``: for a ``loss_sum`` without gradient, whose threading
-    threshold is higher). Flat, not nested: each attribute lookup costs a small call.
-    The scalars are Python floats holding values of the dtype, as the kernels take them."""
+    element (``scale``), and the kernel calls of the loss's kind for this size and dtype
+    (``_cpu.calls``): ``calls`` for any operands, ``direct`` (by the target's ndim) for
+    the types that ``_cpu.DirectCalls`` takes. Flat, not nested: each attribute lookup costs a small
+    call. The scalars are Python floats holding values of the dtype, as the kernels take
+    them."""
     p: float
     half: float
     half_p: float
     one: float
     scale: float
-    kernels: _cpu.Kernels
-    sum_kernels: _cpu.Kernels
+    calls: _cpu.Calls
+    direct: "tuple[_cpu.DirectCalls | _cpu.Calls, _cpu.DirectCalls | _cpu.Calls]"
 
 
 _PLANS: dict[tuple, "_Plan"] = {}  # (spec, dtype, n, reduction) -> _Plan
@@ -63,8 +63,7 @@ def _new_plan(spec, dtype, n, reduction):
     s = spec.scalars(dtype)
     return _Plan(float(s.p), float(s.half), float(s.half_p), float(s.one),
                  float(_call.reduction_scale(dtype, n, reduction == "mean")),
-                 _cpu.kernels(s.kind, n, dtype.itemsize),
-                 _cpu.kernels(s.kind, n, dtype.itemsize, sum_only=True))
+                 *_cpu.calls(s.kind, n, dtype))
 
 
 def kernel_operand(array, shape):
@@ -144,10 +143,12 @@ class HostCall(_call.Call):
     (target) and ``w`` (weight, or None), flat, C-contiguous, of the broadcast shape's
     element count, in the computation dtype (a float32 operand beside a float64 one
     stays float32: the kernels widen each element exactly); ``sources``: the caller's
-    input, target (and weight) arrays, which ``out=`` may not overlap."""
+    input, target (and weight) arrays, which ``out=`` may not overlap; ``calls``: the
+    kernel calls it makes, the plan's ``direct`` ones where the operands have the types
+    those take (see ``_cpu.DirectCalls``), else its dispatched ones."""
 
     __slots__ = ("spec", "reduction", "dtype", "out_dtype", "shape", "input_shape",
-                 "target_shape", "n", "a", "b", "sources", "plan", "__dict__")
+                 "target_shape", "n", "a", "b", "sources", "plan", "calls", "__dict__")
     # defaults that most calls keep, read from the class until set in the instance's
     # ``__dict__`` (each assignment costs a twentieth of a small call's handling)
     w = None
@@ -166,23 +167,27 @@ class HostCall(_call.Call):
         # say, takes the general path.)
         dtype = input.dtype if type(input) is np.ndarray else None
         b = None
+        # whether a, b and w have the types the plan's direct calls take: ndarrays (no
+        # subclass) that are C-contiguous, aligned and writeable (``flags.carray``), or a
+        # 0-d array of ours, and no weight
+        direct = weight is None
         if (dtype is _FLOAT32 or dtype is _FLOAT64) and type(reduction) is str and (
-                weight is None or (type(weight) is np.ndarray and weight.dtype is dtype
-                                   and _broadcasts_to(weight.shape, input.shape))):
+                direct or (type(weight) is np.ndarray and weight.dtype is dtype
+                           and _broadcasts_to(weight.shape, input.shape))):
             shape = input.shape
-            # a 1-D C-contiguous array has its item size as its one stride (cheaper to read
-            # than ``flags``); any other is flattened, viewed or copied
-            unit = _UNIT_STRIDES[dtype]
             if type(target) is np.ndarray:
                 if target.dtype is dtype and target.shape == shape:
-                    b = target if target.strides == unit else kernel_operand(target, shape)
+                    if target.flags.carray:
+                        b = target if target.ndim == 1 else target.reshape(-1)
+                    else:  # flattened, viewed or copied
+                        b, direct = kernel_operand(target, shape), False
                     self.target_shape = shape
                     self.sources = (input, target)
                 elif target.dtype is dtype and _broadcasts_to(target.shape, shape) and input.size > 1:
                     # a target broadcast along some axes of the input's shape, read in place
                     if warn_shapes:
                         v.warn_shape_mismatch(shape, target.shape)
-                    b = kernel_operand(target, shape)
+                    b, direct = kernel_operand(target, shape), False
                     self.target_shape = target.shape
                     self.sources = (input, target)
             elif ((type(target) is float or (type(target) is int and -_EXACT_INT_LIMIT <= target <= _EXACT_INT_LIMIT))
@@ -197,17 +202,22 @@ class HostCall(_call.Call):
             self.dtype = self.out_dtype = dtype
             self.shape = self.input_shape = shape
             self.n = n = input.size
-            self.a = input if input.strides == unit else kernel_operand(input, shape)
+            if input.flags.carray:
+                self.a = input if input.ndim == 1 else input.reshape(-1)
+            else:
+                self.a, direct = kernel_operand(input, shape), False
             self.b = b
             # a plan is only made for a valid reduction: finding one checks it
             plan = _PLANS.get((spec, dtype, n, reduction))
             if plan is None:
                 reduction = v.check_reduction(reduction)  # raises, or maps torch's old name
                 plan = _plan(spec, dtype, n, reduction)
+            self.calls = plan.direct[b.ndim] if direct else plan.calls
         else:
             reduction = v.check_reduction(reduction)
             self._normalise(input, target, weight, warn_shapes)
             plan = _plan(spec, self.dtype, self.n, reduction)
+            self.calls = plan.calls
         self.reduction = reduction
         self.plan = plan
 
@@ -242,6 +252,7 @@ class HostCall(_call.Call):
                                  self.out_dtype)
         if go.ndim:
             self.upstream, self.upstream_value = kernel_operand(go, self.shape), self.plan.one
+            self.calls = self.plan.calls  # the direct calls take no upstream array
         else:
             self.upstream, self.upstream_value = None, float(go[()])
 
@@ -253,7 +264,9 @@ class HostCall(_call.Call):
         computation dtype, else a new array (copied to ``out`` by :meth:`sum_to`)."""
         if out is not None:
             v.check_out(out, shape, self.out_dtype, zip(self.sources, _OPERAND_NAMES))
-            if out.dtype == self.dtype and out.flags.c_contiguous and tuple(shape) == self.shape:
+            # an ndarray as the direct calls take it (C-contiguous, aligned, writeable)
+            if (type(out) is np.ndarray and out.dtype == self.dtype and out.flags.carray
+                    and tuple(shape) == self.shape):
                 return out
         return np.empty(self.shape, self.dtype)
 
@@ -284,24 +297,28 @@ class HostCall(_call.Call):
         """The kernel's float64 sum(w * loss(a - b)), writing ``grad_out`` = scale * w *
         dloss(a - b) in the same pass (``scale``: the reduction's factor unless given)."""
         plan = self.plan
-        return plan.kernels.loss_sum(self.a, self.b, self.w, plan.p, plan.half, plan.half_p,
-                                     plan.scale if scale is None else float(scale),
-                                     _flat(grad_out))
+        return self.calls.loss_sum_grad(self.a, self.b, self.w, plan.p, plan.half, plan.half_p,
+                                        plan.scale if scale is None else float(scale),
+                                        _flat(grad_out))
 
     def _loss_each(self, loss_out, grad_out=None):
         """``loss_out`` = w * loss(a - b), and ``grad_out`` = w * dloss(a - b) in the same
         pass when given."""
         plan = self.plan
-        plan.kernels.loss_each(self.a, self.b, self.w, plan.p, plan.half, plan.half_p,
-                               _flat(loss_out), None if grad_out is None else _flat(grad_out))
+        if grad_out is None:
+            self.calls.loss_each(self.a, self.b, self.w, plan.p, plan.half, plan.half_p,
+                                 _flat(loss_out), None)
+        else:
+            self.calls.loss_each_grad(self.a, self.b, self.w, plan.p, plan.half, plan.half_p,
+                                      _flat(loss_out), _flat(grad_out))
 
     def loss(self, out=None):
         if self.reduction != "none":
             if out is not None:
                 raise ValueError(f"out= is only for reduction='none', not '{self.reduction}'")
             plan = self.plan
-            total = plan.sum_kernels.loss_sum(self.a, self.b, self.w, plan.p, plan.half,
-                                              plan.half_p, plan.one, None)
+            total = self.calls.loss_sum(self.a, self.b, self.w, plan.p, plan.half, plan.half_p,
+                                        plan.one, None)
             return _call.total_to_result(total, self.n, self.reduction, self.out_dtype)
         buf = self._buffer(out, self.shape)
         self._loss_each(buf)
@@ -310,16 +327,16 @@ class HostCall(_call.Call):
     def grad_full(self, out=None, scale=None):
         plan = self.plan
         buf = self._buffer(out, self.input_shape)
-        plan.kernels.grad_each(self.a, self.b, self.w, self.upstream, plan.p,
-                               plan.scale if scale is None else float(scale), self.upstream_value,
-                               _flat(buf))
+        self.calls.grad_each(self.a, self.b, self.w, self.upstream, plan.p,
+                             plan.scale if scale is None else float(scale), self.upstream_value,
+                             _flat(buf))
         return buf
 
     def hess_full(self, out=None, scale=None):
         plan = self.plan
         buf = self._buffer(out, self.input_shape)
-        plan.kernels.hess_each(self.a, self.b, self.w, plan.p, plan.half,
-                               plan.scale if scale is None else float(scale), _flat(buf))
+        self.calls.hess_each(self.a, self.b, self.w, plan.p, plan.half,
+                             plan.scale if scale is None else float(scale), _flat(buf))
         return buf
 
     def value_and_grad_full(self, out=None):
@@ -334,7 +351,7 @@ class HostCall(_call.Call):
     def loss_sum(self, with_grad, scale):
         if not with_grad:
             plan = self.plan
-            return plan.sum_kernels.loss_sum(self.a, self.b, self.w, plan.p, plan.half,
-                                             plan.half_p, plan.one, None), None
+            return self.calls.loss_sum(self.a, self.b, self.w, plan.p, plan.half, plan.half_p,
+                                       plan.one, None), None
         grad = np.empty(self.shape, self.dtype)
         return self._loss_sum(grad, scale), grad

@@ -519,3 +519,89 @@ def test_a_criterion_reuses_its_gradient_buffer_and_never_one_it_handed_out(redu
     for grads, copies in handed_out:
         for got, copy in zip(grads, copies, strict=True):
             np.testing.assert_array_equal(got, copy)
+
+
+# -- the direct kernel calls get the types they were compiled for -----------------------------
+
+def unaligned(x):
+    """A writeable C-contiguous copy of ``x`` whose data starts one byte off its alignment."""
+    raw = np.zeros(x.nbytes + 1, np.uint8)
+    y = raw[1:].view(x.dtype).reshape(x.shape)
+    y[...] = x
+    assert not y.flags.aligned and y.flags.writeable and y.flags.c_contiguous
+    return y
+
+
+class Sub(np.ndarray):
+    pass
+
+
+def direct_cases():
+    """(label, input, target, whether every direct call's operands are the caller's)."""
+    rng = np.random.default_rng(40)
+    for dtype in (np.float32, np.float64):
+        a, b = (rng.standard_normal(60).astype(dtype) * 2 for _ in range(2))
+        yield f"1-D {dtype.__name__}", a, b
+        yield f"2-D {dtype.__name__}", a.reshape(6, 10), b.reshape(6, 10)
+        yield f"number target {dtype.__name__}", a, 0.25
+        yield f"read-only input {dtype.__name__}", frozen(a), b
+        yield f"read-only target {dtype.__name__}", a, frozen(b)
+        yield f"unaligned input {dtype.__name__}", unaligned(a), b
+        yield f"unaligned target {dtype.__name__}", a, unaligned(b)
+        yield f"subclass input {dtype.__name__}", a.view(Sub), b
+        yield f"Fortran-ordered {dtype.__name__}", np.asfortranarray(a.reshape(6, 10)), b.reshape(6, 10)
+
+
+@pytest.mark.parametrize("label,a,b", [c for c in direct_cases()], ids=[c[0] for c in direct_cases()])
+@pytest.mark.parametrize("reduction", RED)
+def test_the_direct_kernel_calls_get_exactly_the_types_they_were_compiled_for(
+        monkeypatch, label, a, b, reduction):
+    """A host call of the common operands runs ``_cpu.DirectCalls``, compiled entry points
+    that convert their arguments by their signature and check nothing. Every argument
+    they are given must have the type numba's own ``typeof`` gives it, for every result
+    of every public function (out= arrays of odd kinds included); anything else (a
+    read-only, unaligned, Fortran-ordered or subclassed operand, an upstream array) must
+    go through numba's dispatcher. The results are those of the dispatcher's calls, bit
+    for bit."""
+    import numba
+
+    from nbloss import _cpu, _host
+
+    def results():
+        monkeypatch.setattr(_cpu, "_CALLS", {})
+        monkeypatch.setattr(_host, "_PLANS", {})
+        got = every_result("huber", a, b, 0.7, reduction)
+        got += every_result("smooth_l1", a, b, 0.7, reduction)
+        shape = np.shape(a)
+        dtype = np.asarray(a).dtype
+        for out in (np.empty(shape, dtype), unaligned(np.empty(shape, dtype)),
+                    np.empty(shape, dtype).view(Sub), np.empty(shape, dtype, order="F")):
+            got.append(np.array(nbloss.huber_loss_grad(a, b, 0.7, reduction, out=out)))
+            if reduction == "none":
+                got.append(np.array(nbloss.huber_loss(a, b, 0.7, reduction, out=out)))
+        return got
+
+    calls = []
+    entry_get = _cpu._Entry.__get__
+
+    def checked(self, direct, owner=None):
+        entry = entry_get(self, direct, owner)
+        kernel = getattr(direct.kernels, _cpu.CALLS[self.name][0])
+        signature = next(sig for sig, cres in kernel.overloads.items() if cres.entry_point is entry)
+
+        def run(*args):
+            calls.append(self.name)
+            assert tuple(numba.typeof(x) for x in args) == signature, (self.name, args)
+            return entry(*args)
+
+        direct.__dict__[self.name] = run
+        return run
+
+    want = []
+    with monkeypatch.context() as m:  # every call through the dispatcher
+        m.setattr(_cpu, "DirectCalls", lambda kernels, dtype, ndim: _cpu.Calls(kernels, kernels))
+        want = results()
+    monkeypatch.setattr(_cpu._Entry, "__get__", checked)
+    assert_identical(results(), want)
+    common = label.split(" float")[0] in ("1-D", "2-D", "number target")
+    assert bool(calls) == common, calls  # the common operands do run the direct calls

@@ -99,8 +99,11 @@ def _count_kernel_runs(monkeypatch):
         return type(chosen)(*(counted(name) for name in chosen._fields))
 
     monkeypatch.setattr(_cpu, "kernels", counting)
-    # plans of their own, with the counting kernels; the cached ones return afterwards
+    # plans and kernel calls of their own, with the counting kernels (dispatched: they
+    # are not the serial kernels whose entry points _cpu.DirectCalls calls); the cached
+    # ones return afterwards
     monkeypatch.setattr(_host, "_PLANS", {})
+    monkeypatch.setattr(_cpu, "_CALLS", {})
     return runs
 
 
