@@ -31,9 +31,9 @@ class _Plan(NamedTuple):
     the kernel scalars (``_call.Scalars``), the reduction's factor on each gradient
     element (``scale``), and the kernel calls of the loss's kind for this size and dtype
     (``_cpu.calls``): ``calls`` for any operands, ``direct`` (by the target's ndim) for
-    the types that ``_cpu.DirectCalls`` takes. Flat, not nested: each attribute lookup costs a small
-    call. The scalars are Python floats holding values of the dtype, as the kernels take
-    them."""
+    the types that ``_cpu.DirectCalls`` takes. Flat, not nested: each attribute lookup
+    costs a small call. The scalars are Python floats holding values of the dtype, as
+    the kernels take them."""
     p: float
     half: float
     half_p: float
@@ -172,8 +172,8 @@ class HostCall(_call.Call):
         # 0-d array of ours, and no weight
         direct = weight is None
         if (dtype is _FLOAT32 or dtype is _FLOAT64) and type(reduction) is str and (
-                direct or (type(weight) is np.ndarray and weight.dtype is dtype
-                           and _broadcasts_to(weight.shape, input.shape))):
+                weight is None or (type(weight) is np.ndarray and weight.dtype is dtype
+                                   and _broadcasts_to(weight.shape, input.shape))):
             shape = input.shape
             if type(target) is np.ndarray:
                 if target.dtype is dtype and target.shape == shape:
