@@ -42,7 +42,7 @@ allocates one float64 per block (0.1% of the input's bytes): no N-sized temporar
 
 Each kernel is compiled twice: threaded (``prange``) and serial (the same code with
 ``prange`` acting as ``range``), and the size in bytes picks one (:func:`kernels`). The
-host makes its kernel calls through :func:`calls`: numba's dispatchers, or for the common
+host makes its kernel calls through :func:`kernel_calls`: numba's dispatchers, or for the common
 operands the serial kernels' compiled entry points (:class:`DirectCalls`).
 How the kernels are built, and the measurements behind each constant: ``docs/kernels.md``.
 """
@@ -325,7 +325,7 @@ def kernels(kind, n, itemsize, sum_only=False):
 # The kernel calls a host call makes, named by what they write: the kernel each runs, and
 # its arguments after ``a`` and ``b`` as the direct entries take them ("f": a Python float,
 # "out": a 1-D C-contiguous array of the dtype, None: None).
-CALLS = {
+KERNEL_CALLS = {
     "loss_sum": ("loss_sum", (None, "f", "f", "f", "f", None)),  # the sum alone
     "loss_sum_grad": ("loss_sum", (None, "f", "f", "f", "f", "out")),
     "loss_each": ("loss_each", (None, "f", "f", "f", "out", None)),
@@ -335,12 +335,12 @@ CALLS = {
 }
 
 
-class Calls:
-    """The kernel calls (:data:`CALLS`) of one loss kind for one size and dtype, as numba's
-    dispatchers: any operands (weights, broadcast views, upstream gradients)."""
+class DispatchedCalls:
+    """The kernel calls (:data:`KERNEL_CALLS`) of one loss kind for one size and dtype,
+    as numba's dispatchers: any operands (weights, broadcast views, upstream gradients)."""
 
     def __init__(self, kernels, sum_kernels):
-        for name, (kernel, _) in CALLS.items():
+        for name, (kernel, _) in KERNEL_CALLS.items():
             setattr(self, name, getattr(sum_kernels if name == "loss_sum" else kernels, kernel))
 
 
@@ -355,7 +355,7 @@ class _Entry:
     def __get__(self, calls, owner=None):
         if calls is None:  # looked up on the class
             return self
-        kernel, rest = CALLS[self.name]
+        kernel, rest = KERNEL_CALLS[self.name]
         element = numba.from_dtype(calls.dtype)
         flat = numba.types.Array(element, 1, "C")
         kinds = {"f": numba.types.float64, "out": flat, None: numba.types.none}
@@ -381,23 +381,23 @@ class DirectCalls:
         self.kernels, self.dtype, self.target_ndim = kernels, dtype, target_ndim
 
 
-_CALLS = {}  # (kind, threaded, threaded sum, dtype) -> what calls() returns
+_BY_VARIANT = {}  # (kind, threaded, threaded sum, dtype) -> what kernel_calls() returns
 
 
-def calls(kind, n, dtype):
-    """The :class:`Calls` of loss ``kind`` over ``n`` elements computed in ``dtype``, and
-    the calls for a 0-d and a 1-D target of the types :class:`DirectCalls` takes: those
-    where the kernels run serial, the same :class:`Calls` where they are threaded (from
-    a few hundred KiB, where the dispatcher's cost is lost in the kernel's). One object
-    per variant, so each entry compiles once a process."""
+def kernel_calls(kind, n, dtype):
+    """The :class:`DispatchedCalls` of loss ``kind`` over ``n`` elements computed in
+    ``dtype``, and the calls for a 0-d and a 1-D target of the types :class:`DirectCalls`
+    takes: those where the kernels run serial, the same :class:`DispatchedCalls` where
+    they are threaded (from a few hundred KiB, where the dispatcher's cost is lost in the
+    kernel's). One object per variant, so each entry compiles once a process."""
     itemsize = dtype.itemsize
     key = (kind, n * itemsize >= PARALLEL_MIN_BYTES, n * itemsize >= PARALLEL_MIN_BYTES_SUM,
            dtype)
-    found = _CALLS.get(key)
+    found = _BY_VARIANT.get(key)
     if found is None:
         each = kernels(kind, n, itemsize)
-        dispatched = Calls(each, kernels(kind, n, itemsize, sum_only=True))
+        dispatched = DispatchedCalls(each, kernels(kind, n, itemsize, sum_only=True))
         direct = ((dispatched, dispatched) if each is not FAMILIES[kind].serial
                   else tuple(DirectCalls(each, dtype, ndim) for ndim in (0, 1)))
-        found = _CALLS[key] = (dispatched, direct)
+        found = _BY_VARIANT[key] = (dispatched, direct)
     return found

@@ -30,7 +30,7 @@ class _Plan(NamedTuple):
     """What a host call runs, fixed by its loss, parameter, dtype, size and reduction:
     the kernel scalars (``_call.Scalars``), the reduction's factor on each gradient
     element (``scale``), and the kernel calls of the loss's kind for this size and dtype
-    (``_cpu.calls``): ``calls`` for any operands, ``direct`` (by the target's ndim) for
+    (``_cpu.kernel_calls``): ``calls`` for any operands, ``direct`` (by the target's ndim) for
     the types that ``_cpu.DirectCalls`` takes. Flat, not nested: each attribute lookup
     costs a small call. The scalars are Python floats holding values of the dtype, as
     the kernels take them."""
@@ -39,8 +39,8 @@ class _Plan(NamedTuple):
     half_p: float
     one: float
     scale: float
-    calls: _cpu.Calls
-    direct: "tuple[_cpu.DirectCalls | _cpu.Calls, _cpu.DirectCalls | _cpu.Calls]"
+    calls: _cpu.DispatchedCalls
+    direct: "tuple[_cpu.DirectCalls | _cpu.DispatchedCalls, _cpu.DirectCalls | _cpu.DispatchedCalls]"
 
 
 _PLANS: dict[tuple, "_Plan"] = {}  # (spec, dtype, n, reduction) -> _Plan
@@ -63,7 +63,7 @@ def _new_plan(spec, dtype, n, reduction):
     s = spec.scalars(dtype)
     return _Plan(float(s.p), float(s.half), float(s.half_p), float(s.one),
                  float(_call.reduction_scale(dtype, n, reduction == "mean")),
-                 *_cpu.calls(s.kind, n, dtype))
+                 *_cpu.kernel_calls(s.kind, n, dtype))
 
 
 def kernel_operand(array, shape):
@@ -167,9 +167,10 @@ class HostCall(_call.Call):
         # say, takes the general path.)
         dtype = input.dtype if type(input) is np.ndarray else None
         b = None
-        # whether a, b and w have the types the plan's direct calls take: ndarrays (no
-        # subclass) that are C-contiguous, aligned and writeable (``flags.carray``), or a
-        # 0-d array of ours, and no weight
+        # whether a, b and w have the types the plan's direct calls take: views of ours
+        # (no code of the caller's, which may run before the kernel does, can reshape
+        # them) of ndarrays that are C-contiguous, aligned and writeable
+        # (``flags.carray``), or a 0-d array of ours, and no weight
         direct = weight is None
         if (dtype is _FLOAT32 or dtype is _FLOAT64) and type(reduction) is str and (
                 weight is None or (type(weight) is np.ndarray and weight.dtype is dtype
@@ -178,7 +179,7 @@ class HostCall(_call.Call):
             if type(target) is np.ndarray:
                 if target.dtype is dtype and target.shape == shape:
                     if target.flags.carray:
-                        b = target if target.ndim == 1 else target.reshape(-1)
+                        b = target.view() if target.ndim == 1 else target.reshape(-1)
                     else:  # flattened, viewed or copied
                         b, direct = kernel_operand(target, shape), False
                     self.target_shape = shape
@@ -203,7 +204,7 @@ class HostCall(_call.Call):
             self.shape = self.input_shape = shape
             self.n = n = input.size
             if input.flags.carray:
-                self.a = input if input.ndim == 1 else input.reshape(-1)
+                self.a = input.view() if input.ndim == 1 else input.reshape(-1)
             else:
                 self.a, direct = kernel_operand(input, shape), False
             self.b = b

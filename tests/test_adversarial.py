@@ -568,7 +568,7 @@ def test_the_direct_kernel_calls_get_exactly_the_types_they_were_compiled_for(
     from nbloss import _cpu, _host
 
     def results():
-        monkeypatch.setattr(_cpu, "_CALLS", {})
+        monkeypatch.setattr(_cpu, "_BY_VARIANT", {})
         monkeypatch.setattr(_host, "_PLANS", {})
         got = every_result("huber", a, b, 0.7, reduction)
         got += every_result("smooth_l1", a, b, 0.7, reduction)
@@ -586,7 +586,7 @@ def test_the_direct_kernel_calls_get_exactly_the_types_they_were_compiled_for(
 
     def checked(self, direct, owner=None):
         entry = entry_get(self, direct, owner)
-        kernel = getattr(direct.kernels, _cpu.CALLS[self.name][0])
+        kernel = getattr(direct.kernels, _cpu.KERNEL_CALLS[self.name][0])
         signature = next(sig for sig, cres in kernel.overloads.items() if cres.entry_point is entry)
 
         def run(*args):
@@ -599,9 +599,53 @@ def test_the_direct_kernel_calls_get_exactly_the_types_they_were_compiled_for(
 
     want = []
     with monkeypatch.context() as m:  # every call through the dispatcher
-        m.setattr(_cpu, "DirectCalls", lambda kernels, dtype, ndim: _cpu.Calls(kernels, kernels))
+        m.setattr(_cpu, "DirectCalls", lambda kernels, dtype, ndim: _cpu.DispatchedCalls(kernels, kernels))
         want = results()
     monkeypatch.setattr(_cpu._Entry, "__get__", checked)
     assert_identical(results(), want)
     common = label.split(" float")[0] in ("1-D", "2-D", "number target")
     assert bool(calls) == common, calls  # the common operands do run the direct calls
+
+
+# Code of the caller's that runs inside a call (a grad_output's __array__, an out=
+# subclass's __array_function__) and reshapes the input in place, up to 8 and 32 axes: the
+# kernels must still get the arrays they were checked for (a 1-D signature handed an N-d
+# array overflows numba's argument struct). Run in a child process: a crash is the failure.
+RESHAPING_CALLERS = {
+    "grad_output": """
+class Hook:
+    def __array__(self, dtype=None, copy=None):
+        x.shape = (1,) * 31 + (60,)
+        return np.array(1.0, np.float32)
+want = nbloss.huber_loss_backward(1.0, x.copy(), y, 1.0, "sum")
+got = nbloss.huber_loss_backward(Hook(), x, y, 1.0, "sum")
+""",
+    "out": """
+class Out(np.ndarray):
+    def __array_function__(self, func, types, args, kwargs):
+        if func is np.may_share_memory:  # out='s check
+            x.shape = (1,) * 7 + (60,)
+            return False
+        return super().__array_function__(func, types, args, kwargs)
+want = nbloss.huber_loss_value_and_grad(x.copy(), y, 1.0, "sum")
+got = nbloss.huber_loss_value_and_grad(x, y, 1.0, "sum", out=np.empty(60, np.float32).view(Out))
+""",
+}
+
+
+@pytest.mark.parametrize("hook", RESHAPING_CALLERS)
+def test_callers_code_that_reshapes_an_operand_during_the_call_cannot_crash_it(hook):
+    import subprocess
+    import sys
+
+    script = ("import numpy as np, nbloss\n"
+              "x = np.linspace(-3, 3, 60).astype(np.float32)\n"
+              "y = np.zeros(60, np.float32)\n"
+              + RESHAPING_CALLERS[hook] +
+              "assert x.ndim > 1  # the hook ran\n"
+              "for g, w in zip(got, want):\n"
+              "    assert np.array_equal(np.asarray(g), w), (g, w)\n"
+              "print('same')\n")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0 and run.stdout.strip() == "same", (run.returncode, run.stderr[-2000:])

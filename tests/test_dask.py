@@ -103,7 +103,7 @@ def _count_kernel_runs(monkeypatch):
     # are not the serial kernels whose entry points _cpu.DirectCalls calls); the cached
     # ones return afterwards
     monkeypatch.setattr(_host, "_PLANS", {})
-    monkeypatch.setattr(_cpu, "_CALLS", {})
+    monkeypatch.setattr(_cpu, "_BY_VARIANT", {})
     return runs
 
 
