@@ -1,61 +1,33 @@
-"""How nbloss's CPU functions are compiled and cached, and the numba tools its kernels use.
+"""How nbloss's CPU functions are compiled, and the numba tools its kernels use.
 
 The options every kernel is compiled with are :data:`OPTIONS` (:data:`NOALIAS_OPTIONS`
 for the block sums). The kernels' compile-time tools are generic, each one line at its
 use in ``_cpu``: :func:`type_constant` (a constant computed from the arguments' dtypes),
 :func:`as_promoted` (a scalar in the arrays' dtype), :func:`part`, :func:`value_at` and
 :func:`size_of` (which read a 0-d array as one value broadcast over every element),
-:func:`block_of` (a 2-D broadcast view, block by block), :func:`scratch_array` and
-:func:`stack_array` (arrays on the stack) and :func:`serial_twin` (a serial and a threaded dispatcher of one function). How the kernels
-are built and tuned: ``docs/kernels.md``.
+:func:`block_of` (a 2-D broadcast view, block by block), :func:`scratch_array`
+and :func:`stack_array` (arrays on the stack) and :func:`serial_twin` (a serial and a
+threaded dispatcher of one function). How the kernels are built and tuned:
+``docs/kernels.md``.
 
 Every numba function of ``_cpu`` (and of ``_math``, compiled by ``_cpu``) is made by
-:func:`njit`: ``numba.njit`` with the given options, except that ``cache=True`` installs
-:class:`Cache`, a ``numba.core.caching.FunctionCache`` that a faulty disk cache cannot
-break:
-
-- no writable cache location (``NUMBA_CACHE_DIR`` if set, the package's ``__pycache__``
-  and the user's cache folder all unwritable, as with a read-only installation and home
-  in a locked-down container): numba raises ``RuntimeError: cannot cache function ...:
-  no locator available`` when the function is decorated, at nbloss's first call. nbloss
-  compiles in memory instead, with one :class:`nbloss.CacheWarning` per process that
-  says where numba looked and how to fix it;
-- an index (``.nbi``) or data (``.nbc``) file that cannot be loaded (truncated, zero
-  bytes, random bytes, written by another numba): numba raises (``EOFError``,
-  ``UnpicklingError``, LLVM's "Invalid abbrev number", ...) at every call that loads
-  it, in every later process, and a damaged byte in a data file's machine code can abort
-  the process inside LLVM. nbloss checks each data file's checksum before unpickling it,
-  treats an entry that fails to load as missing, recompiles the function, rewrites the
-  entry (the next process loads it cleanly) and warns once per process;
-- a cache that cannot be written (disk full, permissions changed after start-up): the
-  compiled function is used from memory, with one warning per process;
-- an edit of ``_math.py`` or of this file: numba checks only a function's own file for
-  changes, but a ``_cpu`` function also holds the element functions and the tools
-  compiled into it, so each entry records those files' stamps too (:data:`SHARED_SOURCES`),
-  and an edit recompiles every function instead of loading stale code.
-
-Only nbloss's own dispatchers get this cache (``Dispatcher._cache``, the object that
-numba's ``enable_caching`` would set); numba itself is not patched. ``@overload``
+:func:`njit`: ``numba.njit`` with the given options, and with ``cache=True`` the disk
+cache of ``_cache``, which a faulty or unwritable cache cannot break. ``@overload``
 implementations (:func:`overload_options`) are compiled in memory: they are compiled as
 part of a kernel that is itself cached, and a warm process never compiles them.
 """
 
-import functools
-import hashlib
-import os
-import pickle
 import types as pytypes
-import warnings
 
 import numba
 import numpy as np
 from numba import types
-from numba.core import caching, cgutils
+from numba.core import cgutils
 from numba.core.compiler import CompilerBase, DefaultPassBuilder
 from numba.extending import intrinsic, overload
 from numba.np.numpy_support import as_dtype, from_dtype
 
-from ._validate import CacheWarning
+from . import _cache
 
 
 class NoAliasCompiler(CompilerBase):
@@ -76,27 +48,15 @@ class NoAliasCompiler(CompilerBase):
 OPTIONS = dict(cache=True, error_model="numpy", fastmath=False)
 NOALIAS_OPTIONS = dict(OPTIONS, pipeline_class=NoAliasCompiler)
 
-_warned = set()
-
-
-def _warn_once(kind, message):
-    if kind not in _warned:
-        _warned.add(kind)
-        warnings.warn(message, CacheWarning, stacklevel=2)
-
-
 def njit(**options):
-    """``numba.njit(**options)``; with ``cache=True``, cached on disk by :class:`Cache`,
-    or compiled in memory when numba finds no writable cache location."""
+    """``numba.njit(**options)``; with ``cache=True``, cached on disk by ``_cache``, or
+    compiled in memory when numba finds no writable cache location."""
     cache = options.pop("cache", False)
 
     def decorate(fn):
         dispatcher = numba.njit(**options)(fn)
         if cache:
-            try:
-                dispatcher._cache = Cache(dispatcher.py_func)
-            except RuntimeError as exc:  # numba: "cannot cache function ...: no locator available"
-                _warn_once("location", _no_location_message(fn, exc))
+            _cache.install(dispatcher)
         return dispatcher
 
     return decorate
@@ -312,139 +272,3 @@ def serial_twin(fn):
                                   fn.__defaults__, fn.__closure__)
     serial.__qualname__ = fn.__qualname__ + "_serial"
     return serial
-
-
-def _cache_locations(fn):
-    """Where numba looks for a writable cache folder for ``fn``, in its order."""
-    places = []
-    if numba.config.CACHE_DIR:
-        places.append(f"NUMBA_CACHE_DIR={numba.config.CACHE_DIR}")
-    try:
-        source = os.path.dirname(os.path.abspath(fn.__code__.co_filename))
-        places.append(os.path.join(source, "__pycache__"))
-        from numba.misc.appdirs import AppDirs
-
-        places.append(AppDirs(appname="numba", appauthor=False).user_cache_dir)
-    except Exception:  # pragma: no cover - only decorates the message
-        pass
-    return places
-
-
-def _no_location_message(fn, exc):
-    return ("nbloss cannot cache its compiled kernels on disk: numba found no writable "
-            f"cache folder (tried {', '.join(_cache_locations(fn))}; numba: {exc}). nbloss "
-            "compiles them in memory instead, so every new process compiles them again on "
-            "first use. To cache them, set the environment variable NUMBA_CACHE_DIR to a "
-            "writable folder.")
-
-
-class _IndexDataCacheFile(caching.IndexDataCacheFile):
-    """numba's index (``.nbi``) and data (``.nbc``) files, where
-
-    - an index that cannot be read or unpickled counts as empty: the next save writes a
-      fresh one;
-    - each data file starts with a header and the SHA-256 of the pickled entry, and holds
-      a digest of its index key: a damaged file (a flipped byte in its machine code or
-      bitcode would otherwise reach LLVM, which aborts the process) or one that an index
-      maps to the wrong signature is rejected before it is unpickled;
-    - index keys carry :data:`FORMAT`, so that entries in numba's own format (written
-      before it) are misses, not faults.
-    """
-
-    def save(self, key, data):
-        super().save((FORMAT, key), (_key_digest(key), data))
-
-    def load(self, key):
-        entry = super().load((FORMAT, key))
-        if entry is None:
-            return None
-        digest, data = entry
-        if digest != _key_digest(key):
-            raise ValueError("the entry belongs to another signature")
-        return data
-
-    def _load_index(self):
-        try:
-            return super()._load_index()
-        except OSError:
-            return {}  # cannot be read (numba: only a missing index is a miss); a write warns
-        except Exception as exc:
-            _unreadable(self._index_path, exc)
-            return {}
-
-    def _save_data(self, name, data):
-        payload = self._dump(data)
-        with self._open_for_write(self._data_path(name)) as f:
-            f.write(_HEADER + hashlib.sha256(payload).digest() + payload)
-
-    def _load_data(self, name):
-        with open(self._data_path(name), "rb") as f:
-            blob = f.read()
-        start = len(_HEADER) + 32
-        if blob[:len(_HEADER)] != _HEADER:
-            raise ValueError("not an nbloss cache entry")
-        if hashlib.sha256(blob[start:]).digest() != blob[len(_HEADER):start]:
-            raise ValueError("checksum mismatch: the file is damaged")
-        return pickle.loads(blob[start:])
-
-
-# files whose code numba compiles into the functions of other files: an edit of one makes
-# every cache entry stale (see the module's docstring)
-SHARED_SOURCES = ("_jit.py", "_math.py")
-
-
-@functools.lru_cache(maxsize=None)
-def _shared_sources_stamp():
-    """(modification time, size) of each file of :data:`SHARED_SOURCES`, as numba stamps a
-    function's own file; None for one that cannot be read."""
-    stamps = []
-    for name in SHARED_SOURCES:
-        try:
-            st = os.stat(os.path.join(os.path.dirname(os.path.abspath(__file__)), name))
-            stamps.append((st.st_mtime, st.st_size))
-        except OSError:
-            stamps.append(None)
-    return tuple(stamps)
-
-
-FORMAT = "nbloss-cache-1"
-_HEADER = FORMAT.encode() + b"\n"
-
-
-def _key_digest(key):
-    return hashlib.sha256(repr(key).encode()).hexdigest()
-
-
-class Cache(caching.FunctionCache):
-    """numba's ``FunctionCache`` for one of nbloss's functions, where an entry that cannot
-    be loaded is recompiled and rewritten, and a failed write leaves the function in
-    memory; each with one :class:`nbloss.CacheWarning` per process."""
-
-    def __init__(self, py_func):
-        super().__init__(py_func)
-        self._cache_file = _IndexDataCacheFile(
-            cache_path=self._cache_path, filename_base=self._impl.filename_base,
-            source_stamp=(self._impl.locator.get_source_stamp(), _shared_sources_stamp()))
-
-    def load_overload(self, sig, target_context):
-        try:
-            return super().load_overload(sig, target_context)
-        except Exception as exc:  # a data file that cannot be loaded, or rebuilt
-            _unreadable(os.path.join(self._cache_path, self._impl.filename_base + ".*"), exc)
-            return None
-
-    def save_overload(self, sig, data):
-        try:
-            super().save_overload(sig, data)
-        except Exception as exc:
-            _warn_once("write", f"nbloss could not write a compiled kernel to numba's disk cache "
-                                f"in {self._cache_path} ({type(exc).__name__}: {exc}); it is "
-                                "used from memory, and later processes compile it again. Set "
-                                "NUMBA_CACHE_DIR to a writable folder to cache it.")
-
-
-def _unreadable(path, exc):
-    _warn_once("unreadable", f"nbloss could not load an entry of numba's disk cache ({path}: "
-                             f"{type(exc).__name__}: {exc}); it recompiled the function and "
-                             "rewrote the entry. Any other unreadable entry in this process is "
-                             "handled the same way without a further warning.")

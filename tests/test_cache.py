@@ -1,4 +1,4 @@
-"""A disk cache that cannot be written or read never breaks nbloss (nbloss/_jit.py): it
+"""A disk cache that cannot be written or read never breaks nbloss (nbloss/_cache.py): it
 compiles in memory, rewrites what it could not load, and warns once per process. Each
 case runs in fresh processes on a cache folder of its own."""
 
