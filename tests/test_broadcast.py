@@ -1,7 +1,8 @@
 """One value broadcast over the loss (a Python number, a NumPy scalar, a 0-d or
 one-element array, as target, input or weight), and an operand broadcast along some axes
-(a ``(rows, 1)`` or ``(1, cols)`` target, weight, input or upstream gradient) or laid out
-with strides (a column slice), are read in place by the kernels: the same bits as the same
+(a ``(rows, 1)`` or ``(1, cols)`` target, weight, input or upstream gradient, a
+``(1, C, 1, 1)`` weight or ``(N, 1, H, W)`` target of an ``(N, C, H, W)`` loss) or laid
+out with strides (a column slice), are read in place by the kernels: the same bits as the same
 call with the operand materialised, and no allocation of the loss's size. (Where two NaNs with different payloads meet, which payload survives may differ:
 LLVM orders a product's operands differently when one is a loop constant. NaN stays NaN;
 IEEE 754 leaves the payload to the implementation, and torch does not keep it either.)"""
@@ -162,33 +163,58 @@ def test_a_partly_broadcast_input_and_grad_output(dtype, shape):
                       nbloss.smooth_l1_loss_backward(full, a, b, 0.5, "none"))
 
 
-def test_a_broadcast_that_needs_three_axes_is_still_right():
-    rng = np.random.default_rng(8)
-    a = rng.standard_normal((4, 5, 6))
-    for op in (rng.standard_normal((4, 1, 6)), rng.standard_normal((1, 5, 1))):
-        full = np.array(np.broadcast_to(op, a.shape))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+# losses whose broadcasts need three axes (read in place as 3-D views) and four (copied):
+# small, and past the threading threshold; with the operand's shape
+THREE_AXES = [((4, 5, 6), (4, 1, 6)), ((4, 5, 6), (1, 5, 1)), ((3, 2, 7, 11), (1, 2, 1, 1)),
+              ((2, 3, 40, 50), (2, 1, 40, 50)), ((16, 3, 48, 48), (1, 3, 1, 1)),
+              ((8, 4, 64, 48), (8, 1, 64, 48)), ((5, 6, 7, 8), (5, 1, 7, 1))]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, op_shape", THREE_AXES, ids=str)
+def test_a_broadcast_along_several_axes_is_the_materialised_calls_bits(dtype, shape, op_shape):
+    rng = np.random.default_rng(sum(shape))
+    a = (rng.standard_normal(shape) * 3).astype(dtype)
+    a.flat[::97] = np.nan
+    op = rng.standard_normal(op_shape).astype(dtype)
+    full = np.array(np.broadcast_to(op, shape))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's shape warning
+        for reduction in ("none", "mean", "sum"):
             for f in FUNCTIONS:
-                same_bits(f(a, op, 0.5, "sum"), f(a, full, 0.5, "sum"))
+                same_bits(f(a, op, 0.5, reduction), f(a, full, 0.5, reduction))
+                same_bits(f(a, 0.25, 0.5, reduction, weight=np.abs(op)),
+                          f(a, 0.25, 0.5, reduction, weight=np.abs(full)))
+            same_bits(nbloss.huber_loss_grad(op, a, 1.5, reduction),
+                      summed_to(nbloss.huber_loss_grad(full, a, 1.5, reduction), op_shape))
+        same_bits(nbloss.smooth_l1_loss_backward(op, a, 0.0, 0.5, "none"),
+                  nbloss.smooth_l1_loss_backward(full, a, 0.0, 0.5, "none"))
 
 
-@pytest.mark.parametrize("call", [
-    lambda a, col, row: nbloss.smooth_l1_loss(a, col),
-    lambda a, col, row: nbloss.huber_loss(a, row, reduction="sum"),
-    lambda a, col, row: nbloss.smooth_l1_loss(a, 0.0, weight=col),
-], ids=["(rows, 1) target", "(1, cols) target", "(rows, 1) weight"])
-def test_a_partly_broadcast_mean_allocates_nothing_of_the_losss_size(call):
-    rng = np.random.default_rng(9)
-    a = rng.standard_normal((10 ** 4, 100)).astype(np.float32)
-    col = rng.standard_normal((10 ** 4, 1)).astype(np.float32)
-    row = rng.standard_normal((1, 100)).astype(np.float32)
+@pytest.mark.parametrize("shape, call", [
+    ((10 ** 4, 100), lambda a, rng: nbloss.smooth_l1_loss(a, rng((10 ** 4, 1)))),
+    ((10 ** 4, 100), lambda a, rng: nbloss.huber_loss(a, rng((1, 100)), reduction="sum")),
+    ((10 ** 4, 100), lambda a, rng: nbloss.smooth_l1_loss(a, 0.0, weight=rng((10 ** 4, 1)))),
+    ((16, 4, 125, 125), lambda a, rng: nbloss.huber_loss(a, 0.0, weight=rng((1, 4, 1, 1)))),
+    ((16, 4, 125, 125), lambda a, rng: nbloss.huber_loss(a, rng((16, 1, 125, 125)))),
+], ids=["(rows, 1) target", "(1, cols) target", "(rows, 1) weight",
+        "(1, C, 1, 1) weight", "(N, 1, H, W) target"])
+def test_a_partly_broadcast_mean_allocates_nothing_of_the_losss_size(shape, call):
+    generator = np.random.default_rng(9)
+    a = generator.standard_normal(shape).astype(np.float32)
+    operands = {}
+
+    def rng(op_shape):  # the same operand on both calls
+        if op_shape not in operands:
+            operands[op_shape] = generator.standard_normal(op_shape).astype(np.float32)
+        return operands[op_shape]
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        call(a, col, row)  # compiled and cached before measuring
+        call(a, rng)  # compiled and cached before measuring
         tracemalloc.start()
         try:
-            call(a, col, row)
+            call(a, rng)
             peak = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
