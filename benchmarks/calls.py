@@ -1,6 +1,6 @@
 """What a caller's choices cost: a number as target against an array of its value, a
-target or weight broadcast along an axis against the same operand materialised, and
-``out=`` against a fresh result, timed with the public functions.
+target or weight broadcast along one or two axes against the same operand materialised,
+and ``out=`` against a fresh result, timed with the public functions.
 
     python benchmarks/calls.py --out benchmarks/results/cpu-2core/calls.md
 
@@ -85,6 +85,19 @@ def cases(n, dtype):
     w_full = np.ascontiguousarray(np.broadcast_to(w, rows.shape))
     yield ("fused: full weight | (1, cols)", lambda: vg(rows, 0.0, weight=w_full),
            lambda: vg(rows, 0.0, weight=w))
+    # (N, C, HW) with 2 channels of 50: a target with one channel (N, 1, HW) and a weight
+    # per channel (1, C, 1), broadcasts along three axes
+    images = x.reshape(-1, 2, 50)
+    image = rng.standard_normal((images.shape[0], 1, 50)).astype(dtype)
+    image_full = np.ascontiguousarray(np.broadcast_to(image, images.shape))
+    yield ("mean: full target | (N, 1, HW)", lambda: f(images, image_full),
+           lambda: f(images, image))
+    yield ("fused: full target | (N, 1, HW)", lambda: vg(images, image_full),
+           lambda: vg(images, image))
+    c = rng.random((1, 2, 1)).astype(dtype)
+    c_full = np.ascontiguousarray(np.broadcast_to(c, images.shape))
+    yield ("fused: full weight | (1, C, 1)", lambda: vg(images, 0.0, weight=c_full),
+           lambda: vg(images, 0.0, weight=c))
 
 
 def fmt(seconds):
@@ -116,7 +129,8 @@ def main(argv=None):
             for n in sizes:
                 for name, first, second in cases(n, np.dtype(dtype)):
                     (m1, b1), (m2, b2) = compare(first, second, args.rounds)
-                    row = (f"| {dtype} | {n:.0e} | {name} | {fmt(m1)} ({fmt(b1)}) | "
+                    case = name.replace("|", "\\|")  # one Markdown cell
+                    row = (f"| {dtype} | {n:.0e} | {case} | {fmt(m1)} ({fmt(b1)}) | "
                            f"{fmt(m2)} ({fmt(b2)}) | {m2 / m1:.2f} |")
                     lines.append(row)
                     print(row, flush=True)
