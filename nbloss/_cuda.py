@@ -2,10 +2,11 @@
 
 Imported only when a device array reaches nbloss: ``import nbloss`` never loads CUDA.
 One loss kind's kernels (:class:`Kernels`) have the names and arguments of their ``_cpu``
-twins (1-D C-contiguous arrays of one length, optional arrays as None, scalars in the
-computation dtype; see ``_cpu``'s docstring for what each computes) and compute each
-element with the same ``_math`` functions, compiled here as CUDA device functions, so an
-elementwise result is the CPU's to the bit: ``loss_each``, ``loss_sum``, ``grad_each``,
+twins (1-D arrays of one length, C-contiguous or, for one value broadcast over the loss,
+with stride 0; optional arrays as None, scalars in the computation dtype; see ``_cpu``'s
+docstring for what each computes) and compute each element with the same ``_math``
+functions, compiled here as CUDA device functions, so an elementwise result is the CPU's
+to the bit: ``loss_each``, ``loss_sum``, ``grad_each``,
 ``hess_each``. One difference: a kernel cannot return a value, so ``loss_sum`` takes one
 more argument, ``block_sums`` (float64, one per block of the grid), and writes there the
 sum of each block's losses instead of returning their total; :func:`add_block_sums`

@@ -220,14 +220,20 @@ class DeviceCall(_call.Call):
         return kernel[_cuda.blocks(n), _cuda.THREADS, self.stream]
 
     def _flat(self, op):
-        """A 1-D contiguous device array of ``op`` broadcast to the call's shape: a view
-        when it has that shape already, else a copy made on the device."""
+        """A 1-D device array of ``op`` broadcast to the call's shape: a view when it has
+        that shape already; a view with stride 0 of its one element when it holds one
+        value (a Python number: a device array of one element made for it); else a
+        contiguous copy made on the device."""
         if op.array is not None and op.shape == self.shape:
             return op.array.reshape(self.n)
-        if op.array is None:
-            out = self._empty(self.n, self.dtype)
-            self._launch(_cuda.fill, self.n)(out, self.dtype.type(op.for_dtype))
-            return out
+        if op.array is None or op.array.size == 1:
+            one = op.array
+            if self.n == 0:
+                return self._empty(0, self.dtype if one is None else one.dtype)
+            if one is None:
+                one = self._empty(1, self.dtype)
+                self._launch(_cuda.fill, 1)(one, self.dtype.type(op.for_dtype))
+            return self._repeated(one) if self.n > 1 else one.reshape(1)
         out = self._empty(self.n, op.array.dtype)
         # the operand's strides in the call's dimensions: 0 where it is broadcast
         lead = len(self.shape) - len(op.shape)
@@ -237,6 +243,20 @@ class DeviceCall(_call.Call):
         self._launch(_cuda.expand, self.n)(op.array.reshape(op.array.size), (1,) + self.shape,
                                            (0,) + strides, out)
         return out
+
+    def _repeated(self, one):
+        """``self.n`` elements that all read the one element of the device array ``one``
+        (stride 0): the kernels read a broadcast value for every index, and nothing of
+        the loss's size is allocated or written."""
+        if _cuda.SIMULATOR:
+            from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
+
+            return FakeCUDAArray(np.lib.stride_tricks.as_strided(
+                one._ary.reshape(1), (self.n,), (0,), writeable=False), stream=self.stream)
+        from numba.cuda.cudadrv.devicearray import DeviceNDArray
+
+        return DeviceNDArray((self.n,), (0,), one.dtype, stream=self.stream,
+                             gpu_data=one.gpu_data)
 
     def set_upstream(self, grad_output):
         """A host number (0-d) multiplies every element; a device array broadcastable to

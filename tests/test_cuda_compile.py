@@ -48,12 +48,21 @@ for kind, family in _cuda.FAMILIES.items():
             ptx(family.hess_each, A, A, w, s, s, s, A)
     # mixed dtypes compute in float64
     ptx(family.loss_each, f32[::1], f64[::1], none, f64, f64, f64, f64[::1], none)
+    # one value broadcast over the loss: a view with stride 0 (typed 'A'), as input,
+    # target, weight or upstream gradient (_device._repeated)
+    for s in (f32, f64):
+        A, R = s[::1], s[:]
+        ptx(family.loss_each, A, R, R, s, s, s, A, A)
+        ptx(family.loss_sum, R, A, none, s, s, s, s, A, f64[::1])
+        ptx(family.loss_sum, A, R, R, s, s, s, s, none, f64[::1])
+        ptx(family.grad_each, A, R, R, R, s, s, s, A)
+        ptx(family.hess_each, A, R, none, s, s, s, A)
 for s in (f32, f64):
     A = s[::1]
     ptx(_cuda.add_block_sums, f64[::1], T.int64, f64, A)
     ptx(_cuda.expand, A, tup(3), tup(3), A)
     ptx(_cuda.fill, A, s)
-    for upstream in (none, A):
+    for upstream in (none, A, s[:]):
         ptx(_cuda.multiply, A, upstream, s, A)
     ptx(_cuda.sum_to, A, tup(2), tup(2), tup(2), tup(2), T.int64, f64, A)
     ptx(_cuda.sum_to_by_blocks, A, tup(1), tup(1), tup(3), tup(3), T.int64, f64, A)

@@ -110,6 +110,43 @@ def test_empty_and_python_scalars(name):
     np.testing.assert_array_equal(got, test_reference.FUNCS[name][0](a32, 0.25, 1.0, "none"))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_value_is_read_in_place_with_the_materialised_calls_bits(dtype):
+    """A Python number, or a device array of one element, as target, input, weight or
+    upstream gradient reaches the kernels as a view with stride 0 of that one element:
+    the bits of the same call with the operand materialised, and nothing of the loss's
+    size allocated for it."""
+    a = to_device((np.random.default_rng(9).standard_normal(SIZES[-1]) * 3).astype(dtype))
+    ones = [(0.25, np.full(a.shape, 0.25, dtype)),
+            (to_device(np.array([0.5], dtype)), np.full(a.shape, 0.5, dtype)),
+            (to_device(np.array(-1.5, np.float64)), np.full(a.shape, -1.5))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch's shape warning (one element)
+        for one, full in ones:
+            full = to_device(full)
+            call = nbloss._losses.new_call(a, one, "huber", 1.0, "mean", weight=one)
+            assert call.b.strides == (0,) and call.w.strides == (0,)
+            for reduction in RED:
+                for f in (nbloss.huber_loss, nbloss.smooth_l1_loss_grad,
+                          nbloss.huber_loss_value_and_grad, nbloss.smooth_l1_loss_hess_diag):
+                    pairs = [(f(a, one, 0.5, reduction), f(a, full, 0.5, reduction)),
+                             (f(a, 0.0, 0.5, reduction, weight=one),
+                              f(a, 0.0, 0.5, reduction, weight=full))]
+                    if f is nbloss.huber_loss:  # (an input's gradient is summed to its shape)
+                        pairs.append((f(one, a, 0.5, reduction), f(full, a, 0.5, reduction)))
+                    for got, want in pairs:
+                        got, want = to_host(got), to_host(want)
+                        got, want = got if isinstance(got, tuple) else (got,), \
+                            want if isinstance(want, tuple) else (want,)
+                        for g, w in zip(got, want, strict=True):
+                            assert np.asarray(g).tobytes() == np.asarray(w).tobytes()
+            go = to_device(np.array([2.0], dtype))
+            got = to_host(nbloss.huber_loss_backward(go, a, one, 0.5, "none"))
+            want = to_host(nbloss.huber_loss_backward(to_device(np.full(a.shape, 2.0, dtype)),
+                                                      a, full, 0.5, "none"))
+            assert np.asarray(got[0]).tobytes() == np.asarray(want[0]).tobytes()
+
+
 # -- against real torch and against the CPU path ----------------------------------------
 
 @pytest.mark.parametrize("name,param", [("smooth_l1", 1.0), ("smooth_l1", 0.5), ("smooth_l1", 0.0),
