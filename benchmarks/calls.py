@@ -100,6 +100,14 @@ def cases(n, dtype):
            lambda: vg(images, 0.0, weight=c))
 
 
+def write_table(lines, out):
+    """Write the table's ``lines`` to the Markdown file ``out`` (nothing when None)."""
+    if out:
+        with open(out, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        print(f"wrote {out}")
+
+
 def fmt(seconds):
     return f"{seconds * 1e6:.3g} us" if seconds < 1e-3 else f"{seconds * 1e3:.3g} ms"
 
@@ -134,10 +142,7 @@ def main(argv=None):
                            f"{fmt(m2)} ({fmt(b2)}) | {m2 / m1:.2f} |")
                     lines.append(row)
                     print(row, flush=True)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        print(f"wrote {args.out}")
+    write_table(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ writes a Markdown table of the median and range over the rounds.
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -21,7 +22,7 @@ import tempfile
 
 import numpy as np
 
-from calls import cpu_model
+from calls import cpu_model, write_table
 
 # (label, statement): run in this order in each process, each timed on its own; ``a`` is a
 # float32 array of 1000 elements, ``b`` its target, ``x`` and ``y`` float64 ones, ``big``
@@ -89,11 +90,8 @@ def main(argv=None):
     import numba
 
     command = " ".join(["python benchmarks/first_call.py", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        import scipy  # noqa: F401 - numba's first cache load imports scipy.linalg when present
-        scipy_note = "SciPy installed"
-    except ImportError:
-        scipy_note = "SciPy not installed"
+    # numba's first load from its cache imports scipy.linalg when SciPy is installed
+    scipy_note = "SciPy installed" if importlib.util.find_spec("scipy") else "SciPy not installed"
     cold, warm = [], []
     for r in range(args.rounds):
         with tempfile.TemporaryDirectory() as cache_dir:
@@ -113,10 +111,7 @@ def main(argv=None):
         lines.append(f"| {label} | {summary([c[k] for c in cold])} | "
                      f"{summary([w[k] for w in warm])} |")
     print("\n".join(lines))
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        print(f"wrote {args.out}")
+    write_table(lines, args.out)
 
 
 if __name__ == "__main__":
