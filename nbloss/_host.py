@@ -252,11 +252,11 @@ class HostCall(_call.Call):
     def set_upstream(self, grad_output):
         go = v.upstream_gradient(grad_output, self.reduction, self.shape, self.dtype,
                                  self.out_dtype)
-        if go.ndim:
+        if go.size != 1:
             self.upstream, self.upstream_value = kernel_operand(go, self.shape), self.plan.one
             self.calls = self.plan.calls  # the direct calls take no upstream array
-        else:
-            self.upstream, self.upstream_value = None, float(go[()])
+        else:  # one value, of any shape that broadcasts to the loss's: a scalar
+            self.upstream, self.upstream_value = None, float(go.reshape(())[()])
 
     # -- where results go ---------------------------------------------------------------
 

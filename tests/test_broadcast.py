@@ -234,3 +234,23 @@ def test_backward_of_a_broadcast_grad_output_allocates_only_the_gradients():
         tracemalloc.stop()
     # grad_input and grad_target, each of the loss's size, and nothing more of that size
     assert peak <= 2.01 * a.nbytes, peak
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("go_shape", [(1, 1), (1,), ()], ids=str)
+def test_a_one_element_grad_output_of_any_shape_is_one_value(dtype, go_shape):
+    """A 'none' loss's upstream gradient of one element broadcasts like a scalar,
+    whatever its shape: the functions' and the criteria's backward give the bits of the
+    upstream gradient materialised."""
+    rng = np.random.default_rng(12)
+    a = rng.standard_normal((40, 30)).astype(dtype)
+    b = rng.standard_normal((40, 30)).astype(dtype)
+    go = np.full(go_shape, 2.5, dtype)
+    full = np.full(a.shape, 2.5, dtype)
+    for backward, crit in ((nbloss.smooth_l1_loss_backward, nbloss.SmoothL1Loss),
+                           (nbloss.huber_loss_backward, nbloss.HuberLoss)):
+        want = backward(full, a, b, 0.5, "none")
+        same_bits(backward(go, a, b, 0.5, "none"), want)
+        criterion = crit(reduction="none")
+        criterion(a, b)
+        same_bits(criterion.backward(go), backward(full, a, b, 1.0, "none"))
