@@ -1,6 +1,7 @@
 """What a caller's choices cost: a number as target against an array of its value, a
-target or weight broadcast along one or two axes against the same operand materialised,
-and ``out=`` against a fresh result, timed with the public functions.
+target or weight broadcast along some axes (read as 2-D or 3-D views) against the same
+operand materialised, and ``out=`` against a fresh result, timed with the public
+functions.
 
     python benchmarks/calls.py --out benchmarks/results/cpu-2core/calls.md
 

@@ -59,7 +59,7 @@ import numba  # noqa: E402
 from numba import prange  # noqa: E402
 
 from . import _jit, _math  # noqa: E402
-# numba.njit, with a disk cache that a faulty or unwritable cache cannot break (_jit)
+# numba.njit, with a disk cache that a faulty or unwritable cache cannot break (_cache)
 from ._jit import block_of, njit, part, serial_twin, size_of  # noqa: E402
 
 # Why each value, and the measurements behind it: docs/kernels.md, "Constants".

@@ -109,8 +109,8 @@ def _view_layout(shape, strides, itemsize, to):
     """(shape, strides) of a 2-D or 3-D view that reads an array of ``shape`` and
     ``strides`` broadcast to ``to`` in C order, when the broadcast and the strides reduce
     to two or three axes whose last one has stride 0 (a value broadcast along the row) or
-    ``itemsize``; else None. (One axis is a contiguous array or one value; four, rare,
-    are copied.)"""
+    ``itemsize``; else None (one strided axis, ``x[::2]``, and four axes, rare, are
+    copied)."""
     lead = len(to) - len(shape)
     axes = []  # (length, stride) of the broadcast's axes, merged where one continues another
     for i, length in enumerate(to):
