@@ -2,9 +2,10 @@
 on nbloss's own kernels.
 
 Imported only when a Dask array reaches nbloss (``import nbloss`` never imports dask).
-Every operand is broadcast to the loss shape and aligned with the chunks of the leading
-Dask operand (input, else target); a Dask operand chunked differently is rechunked, with
-a warning, since that moves data. Each chunk task runs the call of another backend on
+Every Dask operand is broadcast to the loss shape and aligned with the chunks of the
+leading Dask operand (input, else target); a Dask operand chunked differently is
+rechunked, with a warning, since that moves data. A NumPy operand keeps its own size (see
+``DaskCall._unexpanded``). Each chunk task runs the call of another backend on
 the chunk's arrays: ``_host.HostCall`` for NumPy chunks, ``_device.DeviceCall`` for
 CuPy chunks (or any chunk type that exports ``__cuda_array_interface__``), results in
 the chunk's type.
@@ -196,8 +197,7 @@ class DaskCall(_call.Call):
             return x
         if not v.is_dask_array(x):
             if not self.on_device:  # as the CPU reads it (a list of ints is float64)
-                return da.from_array(np.broadcast_to(v.Operand(x, name).array, self.shape),
-                                     chunks=self.chunks)
+                return self._unexpanded(v.Operand(x, name).array)
             # a CuPy array: one chunk on the device, broadcast and cut by Dask
             x = da.broadcast_to(da.from_array(x, chunks=x.shape, asarray=False), self.shape)
             x = x.rechunk(self.chunks)
@@ -211,6 +211,19 @@ class DaskCall(_call.Call):
         if self.on_device:  # the CUDA kernels take C-contiguous chunks (broadcast views are not)
             x = x.map_blocks(_contiguous, dtype=x.dtype, meta=x._meta)
         return x
+
+    def _unexpanded(self, array):
+        """A NumPy operand as a Dask array of its own elements, chunked like the loss
+        along the axes it has, in one chunk of length 1 along those it is broadcast
+        along: ``map_blocks`` hands that chunk to every chunk call there, which reads it
+        in place (``_host.kernel_operand``). (``da.from_array`` copies its argument: of
+        the broadcast array, that was a copy of the loss's size.)"""
+        if 0 in self.shape:
+            return da.from_array(np.broadcast_to(array, self.shape), chunks=self.chunks)
+        array = array.reshape((1,) * (len(self.shape) - array.ndim) + array.shape)
+        return da.from_array(array, chunks=tuple(
+            chunks if length == whole else (length,)
+            for length, whole, chunks in zip(array.shape, self.shape, self.chunks)))
 
     def _meta(self, dtype, ndim=None):
         """An empty array of the chunks' type: what ``map_blocks`` should expect."""

@@ -2,7 +2,9 @@
 fused task per chunk; chunk alignment; errors at compute(); the cluster example."""
 
 import importlib.util
+import math
 import pathlib
+import tracemalloc
 import warnings
 
 import numpy as np
@@ -77,6 +79,49 @@ def test_broadcast_operands_and_criteria():
         np.testing.assert_allclose(crit(A, b).compute(), ref_crit(a, b), rtol=1e-14)
     for lazy, eager in zip(crit.backward(3.0), ref_crit.backward(3.0)):
         np.testing.assert_allclose(lazy.compute(), eager, rtol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_numpy_operands_beside_dask_arrays_are_never_expanded(dtype, monkeypatch):
+    """A NumPy target, weight or grad_output broadcast along axes of a Dask loss is not
+    copied to the loss's size, neither into the graph when the call is built nor into
+    a chunk: each chunk call gets the operand's own elements (checked with a spy on
+    ``_host.kernel_operand``), and the results are the in-memory call's bits."""
+    from nbloss import _host
+
+    rng = np.random.default_rng(7)
+    shape, chunks = (3000, 1000), (750, 1000)  # C-contiguous chunks: not laid out again
+    a = rng.standard_normal(shape).astype(dtype)
+    col = rng.standard_normal((shape[0], 1)).astype(dtype)
+    w = rng.random(shape[1]).astype(dtype)
+    go = rng.standard_normal((shape[0], 1)).astype(dtype)
+    A = da.from_array(a, chunks=chunks)
+    def build():
+        return [nbloss.huber_loss(A, col, 0.5, "none", weight=w),
+                nbloss.smooth_l1_loss_value_and_grad(A, col, 0.5, "sum", weight=w)[1],
+                nbloss.huber_loss_backward(go, A, col, 0.5, "none", weight=w)[0]]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        build()  # imports what building a graph needs, before measuring
+        tracemalloc.start()
+        try:
+            lazy = build()
+            built = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert built <= 0.1 * a.nbytes, built  # the graph's own objects: 2% here
+        eager = [nbloss.huber_loss(a, col, 0.5, "none", weight=w),
+                 nbloss.smooth_l1_loss_value_and_grad(a, col, 0.5, "sum", weight=w)[1],
+                 nbloss.huber_loss_backward(go, a, col, 0.5, "none", weight=w)[0]]
+        seen = []
+        kernel_operand = _host.kernel_operand
+        monkeypatch.setattr(_host, "kernel_operand",
+                            lambda array, to: seen.append(array.shape) or kernel_operand(array, to))
+        got = dask.compute(*lazy, scheduler="sync")
+    for result, want in zip(got, eager):
+        np.testing.assert_array_equal(result, want)
+    assert seen and all(math.prod(s) <= max(shape) for s in seen), seen
 
 
 def _count_kernel_runs(monkeypatch):
