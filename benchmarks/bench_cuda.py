@@ -1,6 +1,9 @@
 """nbloss CUDA vs torch CUDA vs CuPy expressions vs a device-to-device copy of the same
 bytes, on one GPU: forward 'mean' and fused value-and-gradient (torch: forward +
-backward), N from 1e4 to 1e8, float32 and float64.
+backward), N from 1e4 to 1e8, float32 and float64. Two more nbloss rows time broadcast
+targets read in place: ``0.0`` (a Python number: one value, stride 0) and a
+``(rows, 1)`` column against ``(rows, 100)`` (a 2-D view read by index arithmetic);
+the table gives their time over the same call with a full target.
 
 Run by ``bash benchmarks/gpu.sh bench`` on a GPU machine (numba-cuda, torch and CuPy
 installed; nothing is downloaded). Times are CUDA-event medians of ``--repeats`` runs of
@@ -15,6 +18,7 @@ import platform
 import statistics
 import sys
 import time
+import warnings
 
 import numpy as np
 from numba import cuda
@@ -50,11 +54,17 @@ def contenders(op, a, b, dtype):
     """name -> zero-argument callable running ``op`` once on the device."""
     out = {}
     da_, db_ = cuda.to_device(a), cuda.to_device(b)
-    if op == "mean":
-        out["nbloss"] = lambda: nbloss.huber_loss(da_, db_, 1.0)
-    else:
-        grad = cuda.device_array_like(da_)
-        out["nbloss"] = lambda: nbloss.huber_loss_value_and_grad(da_, db_, 1.0, out=grad)
+    # broadcast targets: a number, and a column against rows of 100 (warned as in torch)
+    rows = cuda.to_device(a.reshape(-1, 100))
+    column = cuda.to_device(np.ascontiguousarray(b.reshape(-1, 100)[:, :1]))
+    targets = {"nbloss": (da_, db_), "nbloss 0.0": (da_, 0.0), "nbloss (rows, 1)": (rows, column)}
+    for name, (x, y) in targets.items():
+        if op == "mean":
+            out[name] = lambda x=x, y=y: nbloss.huber_loss(x, y, 1.0)
+        else:
+            grad = cuda.device_array_like(x)
+            out[name] = lambda x=x, y=y, grad=grad: nbloss.huber_loss_value_and_grad(
+                x, y, 1.0, out=grad)
     try:
         import torch
         if torch.cuda.is_available():
@@ -95,6 +105,7 @@ def contenders(op, a, b, dtype):
 
 
 def run(sizes, dtypes, inner, repeats, log=sys.stdout):
+    warnings.filterwarnings("ignore", "Using a target size", UserWarning)  # the (rows, 1) rows
     records = []
     for dtype in dtypes:
         for n in sizes:
@@ -108,14 +119,15 @@ def run(sizes, dtypes, inner, repeats, log=sys.stdout):
                     gbs = bytes_moved(op, n, a.itemsize) / t / 1e9
                     records.append(dict(contender=name, op=op, dtype=np.dtype(dtype).name, n=n,
                                         seconds=t, gb_per_s=gbs))
-                    print(f"{np.dtype(dtype).name:8} n={n:>10} {op:6} {name:7} "
+                    print(f"{np.dtype(dtype).name:8} n={n:>10} {op:6} {name:16} "
                           f"{t * 1e6:10.1f} us {gbs:8.1f} GB/s", file=log, flush=True)
     return records
 
 
 def table(records):
-    rows = ["| dtype | N | op | nbloss | torch | cupy | copy | torch / nbloss | nbloss % of copy bandwidth |",
-            "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| dtype | N | op | nbloss | torch | cupy | copy | torch / nbloss | nbloss % of copy "
+            "bandwidth | 0.0 target / nbloss | (rows, 1) target / nbloss |",
+            "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     keys = sorted({(r["dtype"], r["n"], r["op"]) for r in records})
     for dtype, n, op in keys:
         t = {r["contender"]: r["seconds"] for r in records
@@ -123,8 +135,10 @@ def table(records):
         cell = lambda c: f"{t[c] * 1e6:.1f} us" if c in t else "-"  # noqa: E731
         ratio = f"{t['torch'] / t['nbloss']:.2f}x" if "torch" in t else "-"
         share = f"{100 * t['copy'] / t['nbloss']:.0f}%" if "copy" in t else "-"
+        broadcast = " | ".join(f"{t[c] / t['nbloss']:.2f}" if c in t else "-"
+                               for c in ("nbloss 0.0", "nbloss (rows, 1)"))
         rows.append(f"| {dtype} | {n:.0e} | {op} | {cell('nbloss')} | {cell('torch')} | "
-                    f"{cell('cupy')} | {cell('copy')} | {ratio} | {share} |")
+                    f"{cell('cupy')} | {cell('copy')} | {ratio} | {share} | {broadcast} |")
     return "\n".join(rows) + "\n"
 
 

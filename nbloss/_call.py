@@ -111,6 +111,28 @@ def total_to_result(total, n, reduction, dtype):
     return one * total
 
 
+def broadcast_layout(shape, strides, itemsize, to):
+    """(shape, strides) of a 2-D or 3-D view that reads an array of ``shape`` and
+    ``strides`` (bytes) broadcast to ``to`` in C order, when the broadcast and the
+    strides reduce to two or three axes whose last one has stride 0 (a value broadcast
+    along the row) or ``itemsize``; else None (one strided axis, ``x[::2]``, and four
+    axes, rare, are copied). How the host and CUDA kernels read an operand broadcast
+    along some axes of the loss, in place."""
+    lead = len(to) - len(shape)
+    axes = []  # (length, stride) of the broadcast's axes, merged where one continues another
+    for i, length in enumerate(to):
+        if length == 1:
+            continue
+        stride = 0 if i < lead or shape[i - lead] == 1 else strides[i - lead]
+        if axes and axes[-1][1] == stride * length:
+            axes[-1] = (axes[-1][0] * length, stride)
+        else:
+            axes.append((length, stride))
+    if len(axes) not in (2, 3) or axes[-1][1] not in (0, itemsize) or 0 in to:
+        return None
+    return tuple(length for length, _ in axes), tuple(stride for _, stride in axes)
+
+
 class Call:
     """One call's arguments, checked and laid out for one backend's kernels, and the
     operations on them. The attributes every backend sets (``_resolve`` sets the dtypes

@@ -2,9 +2,10 @@
 
 Imported only when a device array reaches nbloss: ``import nbloss`` never loads CUDA.
 One loss kind's kernels (:class:`Kernels`) have the names and arguments of their ``_cpu``
-twins (1-D arrays of one length, C-contiguous or, for one value broadcast over the loss,
-with stride 0; optional arrays as None, scalars in the computation dtype; see ``_cpu``'s
-docstring for what each computes) and compute each element with the same ``_math``
+twins (arrays of the loss's element count: 1-D C-contiguous, or read in place where an
+operand is broadcast, 1-D with stride 0 for one value or a 2-D or 3-D view (see
+:func:`value_at`); optional arrays as None, scalars in the computation dtype; see
+``_cpu``'s docstring for what each computes) and compute each element with the same ``_math``
 functions, compiled here as CUDA device functions, so an elementwise result is the CPU's
 to the bit: ``loss_each``, ``loss_sum``, ``grad_each``,
 ``hess_each``. One difference: a kernel cannot return a value, so ``loss_sum`` takes one
@@ -23,7 +24,9 @@ the CPU and CUDA kernels are built: ``docs/kernels.md``.)
 
 import math
 
+import numpy as np
 from numba import config, cuda, float64
+from numba.core.extending import overload
 
 from . import _math
 
@@ -38,7 +41,33 @@ FULL_MASK = 0xFFFFFFFF
 
 _OPTIONS = dict(cache=not SIMULATOR, fastmath=False)
 
-element = _math.compile_for(cuda.jit(device=True))
+
+def value_at(x, i):
+    """Element ``i`` in C order of an operand as the kernels read it: a 1-D array (with
+    stride 0 for one value broadcast over the loss), or a 2-D or 3-D view of the loss's
+    elements, stride 0 along the axes it is broadcast along (``_device``), whose position
+    is found by index arithmetic: nothing of the loss's size is made for it."""
+    return x[i] if x.ndim == 1 else x[np.unravel_index(i, x.shape)]  # the simulator's
+
+
+@overload(value_at, target="cuda")
+def _value_at_of_type(x, i):
+    if x.ndim == 1:
+        return lambda x, i: x[i]
+    if x.ndim == 2:
+        def at_2d(x, i):
+            row = i // x.shape[1]
+            return x[row, i - row * x.shape[1]]
+        return at_2d
+
+    def at_3d(x, i):
+        row = i // x.shape[2]
+        outer = row // x.shape[1]
+        return x[outer, row - outer * x.shape[1], i - row * x.shape[2]]
+    return at_3d
+
+
+element = _math.compile_for(cuda.jit(device=True), value_at=value_at)
 loss_at = element.loss_at
 grad_at = element.grad_at
 hess_at = element.hess_at
@@ -147,7 +176,7 @@ def multiply(full, upstream, upstream_value, out):
     for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
         v = full[i] * upstream_value
         if upstream is not None:
-            v = v * upstream[i]
+            v = v * value_at(upstream, i)
         out[i] = v
 
 

@@ -220,9 +220,11 @@ class DeviceCall(_call.Call):
         return kernel[_cuda.blocks(n), _cuda.THREADS, self.stream]
 
     def _flat(self, op):
-        """A 1-D device array of ``op`` broadcast to the call's shape: a view when it has
-        that shape already; a view with stride 0 of its one element when it holds one
-        value (a Python number: a device array of one element made for it); else a
+        """``op`` broadcast to the call's shape as the kernels read it: a 1-D view when it
+        has that shape already; a 1-D view with stride 0 of its one element when it holds
+        one value (a Python number: a device array of one element made for it); a 2-D or
+        3-D view with stride 0 along the broadcast axes where ``_call.broadcast_layout``
+        finds one (``_cuda.value_at`` reads it by index arithmetic); else (four axes) a
         contiguous copy made on the device."""
         if op.array is not None and op.shape == self.shape:
             return op.array.reshape(self.n)
@@ -234,6 +236,10 @@ class DeviceCall(_call.Call):
                 one = self._empty(1, self.dtype)
                 self._launch(_cuda.fill, 1)(one, self.dtype.type(op.for_dtype))
             return self._repeated(one) if self.n > 1 else one.reshape(1)
+        array = op.array
+        layout = _call.broadcast_layout(op.shape, array.strides, array.dtype.itemsize, self.shape)
+        if layout is not None:
+            return self._view(array, *layout)
         out = self._empty(self.n, op.array.dtype)
         # the operand's strides in the call's dimensions: 0 where it is broadcast
         lead = len(self.shape) - len(op.shape)
@@ -248,15 +254,20 @@ class DeviceCall(_call.Call):
         """``self.n`` elements that all read the one element of the device array ``one``
         (stride 0): the kernels read a broadcast value for every index, and nothing of
         the loss's size is allocated or written."""
+        return self._view(one, (self.n,), (0,))
+
+    def _view(self, array, shape, strides):
+        """A read-only view of the C-contiguous device array ``array`` with ``shape`` and
+        ``strides`` (bytes; 0 along broadcast axes), without a copy."""
         if _cuda.SIMULATOR:
             from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
 
             return FakeCUDAArray(np.lib.stride_tricks.as_strided(
-                one._ary.reshape(1), (self.n,), (0,), writeable=False), stream=self.stream)
+                array._ary, shape, strides, writeable=False), stream=self.stream)
         from numba.cuda.cudadrv.devicearray import DeviceNDArray
 
-        return DeviceNDArray((self.n,), (0,), one.dtype, stream=self.stream,
-                             gpu_data=one.gpu_data)
+        return DeviceNDArray(shape, strides, array.dtype, stream=self.stream,
+                             gpu_data=array.gpu_data)
 
     def set_upstream(self, grad_output):
         """A host number (0-d) multiplies every element; a device array broadcastable to

@@ -74,7 +74,7 @@ def kernel_operand(array, shape):
     - one value read for every element (a 0-d copy) when it holds one value and the loss
       more;
     - a read-only 2-D or 3-D view of the loss's elements in C order (see
-      :func:`_view_layout`): a ``(rows, 1)`` or ``(1, cols)`` target against a
+      ``_call.broadcast_layout``): a ``(rows, 1)`` or ``(1, cols)`` target against a
       ``(rows, cols)`` input, a column slice, a ``(1, C, 1, 1)`` weight against an
       ``(N, C, H, W)`` input. The kernels copy it block by block into a buffer on their
       stack (``_jit.block_of``);
@@ -89,7 +89,7 @@ def kernel_operand(array, shape):
     key = (array.shape, array.strides, array.itemsize, shape)
     layout = _LAYOUTS.get(key, False)
     if layout is False:  # cached: working it out costs more than a small call's kernel
-        layout = _view_layout(*key)
+        layout = _call.broadcast_layout(*key)
         if len(_LAYOUTS) < 1024:
             _LAYOUTS[key] = layout
     if layout is None:
@@ -102,28 +102,7 @@ def kernel_operand(array, shape):
     return view
 
 
-_LAYOUTS: dict[tuple, "tuple | None"] = {}  # kernel_operand's key -> _view_layout
-
-
-def _view_layout(shape, strides, itemsize, to):
-    """(shape, strides) of a 2-D or 3-D view that reads an array of ``shape`` and
-    ``strides`` broadcast to ``to`` in C order, when the broadcast and the strides reduce
-    to two or three axes whose last one has stride 0 (a value broadcast along the row) or
-    ``itemsize``; else None (one strided axis, ``x[::2]``, and four axes, rare, are
-    copied)."""
-    lead = len(to) - len(shape)
-    axes = []  # (length, stride) of the broadcast's axes, merged where one continues another
-    for i, length in enumerate(to):
-        if length == 1:
-            continue
-        stride = 0 if i < lead or shape[i - lead] == 1 else strides[i - lead]
-        if axes and axes[-1][1] == stride * length:
-            axes[-1] = (axes[-1][0] * length, stride)
-        else:
-            axes.append((length, stride))
-    if len(axes) not in (2, 3) or axes[-1][1] not in (0, itemsize) or 0 in to:
-        return None
-    return tuple(length for length, _ in axes), tuple(stride for _, stride in axes)
+_LAYOUTS: dict[tuple, "tuple | None"] = {}  # kernel_operand's key -> broadcast_layout
 
 
 def _broadcasts_to(shape, to):

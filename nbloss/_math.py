@@ -88,14 +88,15 @@ def d2loss(kind, x, p, scale, t):
 
 # -- one element of each kernel -------------------------------------------------------------
 # Both backends loop over these (``prange`` on the CPU, a grid-stride loop on CUDA). ``a``,
-# ``b`` and the optional (None) ``w``, ``upstream`` and ``grad_out`` are flat arrays (on the
-# CPU ``a``, ``b`` and ``w`` may be 0-d: see ``value_at``); ``i`` the index; ``one`` is 1 in
-# the computation dtype.
+# ``b`` and the optional (None) ``w``, ``upstream`` and ``grad_out`` are flat arrays (an
+# operand may also be another layout its backend's ``value_at`` reads: a 0-d array on the
+# CPU, a broadcast view on CUDA); ``i`` the index; ``one`` is 1 in the computation dtype.
 
 def value_at(x, i):
     """``x[i]``: how the functions below read an operand. A backend may replace it
     (``compile_for``): the CPU's also reads a 0-d array, an operand broadcast from one
-    value, as that value for every ``i``."""
+    value, as that value for every ``i``; CUDA's a 2-D or 3-D view of an operand
+    broadcast along some axes at C-order position ``i``."""
     return x[i]
 
 
@@ -120,7 +121,7 @@ def grad_at(kind, i, a, b, w, upstream, p, scale, upstream_value, grad_out):
     if w is not None:
         t = t * value_at(w, i)
     if upstream is not None:
-        t = t * upstream[i]
+        t = t * value_at(upstream, i)
     grad_out[i] = dloss(kind, value_at(a, i) - value_at(b, i), p, scale, t)
 
 

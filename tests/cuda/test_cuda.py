@@ -144,6 +144,52 @@ def test_one_value_is_read_in_place_with_the_materialised_calls_bits(dtype):
             same_bits(got[0], want[0])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,parts", [
+    ((6, 50), [(6, 1), (50,)]),
+    ((2, 3, 50), [(1, 3, 1), (2, 1, 50)]),
+])
+def test_broadcast_along_axes_is_read_in_place_with_the_materialised_calls_bits(dtype, shape,
+                                                                                parts):
+    """A device array broadcast along some axes of the loss (a ``(rows, 1)`` target, a
+    ``(1, C, 1)`` weight, a ``(rows, 1)`` upstream gradient) reaches the kernels as a
+    2-D or 3-D view with stride 0 along those axes, read by index arithmetic: the bits
+    of the same call with the operand materialised, and nothing of the loss's size
+    allocated for it."""
+    rng = np.random.default_rng(10)
+    a = to_device((rng.standard_normal(shape) * 3).astype(dtype))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch's shape warning
+        for part_shape in parts:
+            host = (rng.standard_normal(part_shape) * 2).astype(dtype)
+            part, full = to_device(host), to_device(np.array(np.broadcast_to(host, shape)))
+            call = nbloss._losses.new_call(a, part, "huber", 1.0, "mean", weight=part)
+            for view in (call.b, call.w):
+                assert view.ndim in (2, 3) and 0 in view.strides, view.strides
+            for reduction in RED:
+                for f in (nbloss.huber_loss, nbloss.smooth_l1_loss_grad,
+                          nbloss.huber_loss_value_and_grad, nbloss.smooth_l1_loss_hess_diag):
+                    pairs = [(f(a, part, 0.5, reduction), f(a, full, 0.5, reduction)),
+                             (f(a, 0.0, 0.5, reduction, weight=part),
+                              f(a, 0.0, 0.5, reduction, weight=full))]
+                    if f is nbloss.huber_loss:  # (an input's gradient is summed to its shape)
+                        pairs.append((f(part, a, 0.5, reduction), f(full, a, 0.5, reduction)))
+                    for got, want in pairs:
+                        same_bits(to_host(got), to_host(want))
+            go = (rng.standard_normal(part_shape) * 2).astype(dtype)
+            got = to_host(nbloss.huber_loss_backward(to_device(go), a, part, 0.5, "none"))
+            want = to_host(nbloss.huber_loss_backward(
+                to_device(np.array(np.broadcast_to(go, shape))), a, full, 0.5, "none"))
+            same_bits(got[0], want[0])
+            # the target's gradient, summed over the broadcast axes in float64
+            axes = tuple(k for k, d in enumerate((1,) * (len(shape) - len(part_shape))
+                                                 + part_shape) if d == 1)
+            terms = want[1].astype(np.float64)
+            np.testing.assert_allclose(
+                got[1], np.sum(terms, axis=axes).reshape(part_shape), rtol=2e-7,
+                atol=2e-7 * np.sum(np.abs(terms), axis=axes).max())
+
+
 # -- against real torch and against the CPU path ----------------------------------------
 
 @pytest.mark.parametrize("name,param", [("smooth_l1", 1.0), ("smooth_l1", 0.5), ("smooth_l1", 0.0),
