@@ -37,11 +37,13 @@ def test_ci_runs_the_readme_test_command():
 
 def test_readme_shows_the_committed_benchmark_table_verbatim():
     """The README's speed table is results.md as `python -m nbloss bench` wrote it."""
-    results = ROOT / "benchmarks" / "results" / "cpu-2core"
+    results = ROOT / "benchmarks" / "results" / "cpu-2core-intel"
     readme = (ROOT / "README.md").read_text()
-    block = readme.split("<!-- bench:cpu-2core -->\n", 1)[1].split("<!-- /bench:cpu-2core -->", 1)[0]
+    block = readme.split("<!-- bench:cpu-2core-intel -->\n", 1)[1].split(
+        "<!-- /bench:cpu-2core-intel -->", 1)[0]
     assert block == (results / "results.md").read_text()
-    assert "benchmarks/results/cpu-2core/results.png" in readme and (results / "results.png").exists()
+    assert "benchmarks/results/cpu-2core-intel/results.png" in readme
+    assert (results / "results.png").exists()
 
 
 def test_readme_usage_snippets_are_the_examples_code():

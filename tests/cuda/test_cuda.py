@@ -111,6 +111,22 @@ def test_empty_and_python_scalars(name):
     np.testing.assert_array_equal(got, test_reference.FUNCS[name][0](a32, 0.25, 1.0, "none"))
 
 
+def assert_materialised_bits(a, part, full):
+    """Every reduction of a loss, a gradient, a fused call and a Hessian with ``part`` as
+    target and as weight (and, for the loss, as input) gives the bits of the same call
+    with ``full``, the operand materialised."""
+    for reduction in RED:
+        for f in (nbloss.huber_loss, nbloss.smooth_l1_loss_grad,
+                  nbloss.huber_loss_value_and_grad, nbloss.smooth_l1_loss_hess_diag):
+            pairs = [(f(a, part, 0.5, reduction), f(a, full, 0.5, reduction)),
+                     (f(a, 0.0, 0.5, reduction, weight=part),
+                      f(a, 0.0, 0.5, reduction, weight=full))]
+            if f is nbloss.huber_loss:  # (an input's gradient is summed to its shape)
+                pairs.append((f(part, a, 0.5, reduction), f(full, a, 0.5, reduction)))
+            for got, want in pairs:
+                same_bits(to_host(got), to_host(want))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_one_value_is_read_in_place_with_the_materialised_calls_bits(dtype):
     """A Python number, or a device array of one element, as target, input, weight or
@@ -127,16 +143,7 @@ def test_one_value_is_read_in_place_with_the_materialised_calls_bits(dtype):
             full = to_device(full)
             call = nbloss._losses.new_call(a, one, "huber", 1.0, "mean", weight=one)
             assert call.b.strides == (0,) and call.w.strides == (0,)
-            for reduction in RED:
-                for f in (nbloss.huber_loss, nbloss.smooth_l1_loss_grad,
-                          nbloss.huber_loss_value_and_grad, nbloss.smooth_l1_loss_hess_diag):
-                    pairs = [(f(a, one, 0.5, reduction), f(a, full, 0.5, reduction)),
-                             (f(a, 0.0, 0.5, reduction, weight=one),
-                              f(a, 0.0, 0.5, reduction, weight=full))]
-                    if f is nbloss.huber_loss:  # (an input's gradient is summed to its shape)
-                        pairs.append((f(one, a, 0.5, reduction), f(full, a, 0.5, reduction)))
-                    for got, want in pairs:
-                        same_bits(to_host(got), to_host(want))
+            assert_materialised_bits(a, one, full)
             go = to_device(np.array([2.0], dtype))
             got = to_host(nbloss.huber_loss_backward(go, a, one, 0.5, "none"))
             want = to_host(nbloss.huber_loss_backward(to_device(np.full(a.shape, 2.0, dtype)),
@@ -166,16 +173,7 @@ def test_broadcast_along_axes_is_read_in_place_with_the_materialised_calls_bits(
             call = nbloss._losses.new_call(a, part, "huber", 1.0, "mean", weight=part)
             for view in (call.b, call.w):
                 assert view.ndim in (2, 3) and 0 in view.strides, view.strides
-            for reduction in RED:
-                for f in (nbloss.huber_loss, nbloss.smooth_l1_loss_grad,
-                          nbloss.huber_loss_value_and_grad, nbloss.smooth_l1_loss_hess_diag):
-                    pairs = [(f(a, part, 0.5, reduction), f(a, full, 0.5, reduction)),
-                             (f(a, 0.0, 0.5, reduction, weight=part),
-                              f(a, 0.0, 0.5, reduction, weight=full))]
-                    if f is nbloss.huber_loss:  # (an input's gradient is summed to its shape)
-                        pairs.append((f(part, a, 0.5, reduction), f(full, a, 0.5, reduction)))
-                    for got, want in pairs:
-                        same_bits(to_host(got), to_host(want))
+            assert_materialised_bits(a, part, full)
             go = (rng.standard_normal(part_shape) * 2).astype(dtype)
             got = to_host(nbloss.huber_loss_backward(to_device(go), a, part, 0.5, "none"))
             want = to_host(nbloss.huber_loss_backward(
