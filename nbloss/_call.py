@@ -112,12 +112,13 @@ def total_to_result(total, n, reduction, dtype):
 
 
 def broadcast_layout(shape, strides, itemsize, to):
-    """(shape, strides) of a 2-D or 3-D view that reads an array of ``shape`` and
+    """(shape, strides) of a 2-D to 4-D view that reads an array of ``shape`` and
     ``strides`` (bytes) broadcast to ``to`` in C order, when the broadcast and the
-    strides reduce to two or three axes whose last one has stride 0 (a value broadcast
-    along the row) or ``itemsize``; else None (one strided axis, ``x[::2]``, and four
-    axes, rare, are copied). How the host and CUDA kernels read an operand broadcast
-    along some axes of the loss, in place."""
+    strides reduce to two to four axes whose last one has stride 0 (a value broadcast
+    along the row) or ``itemsize``; else None (one strided axis, ``x[::2]``, and five
+    axes or more, as of a five-dimensional operand broadcast along alternate axes, are
+    copied). How the host and CUDA kernels read an operand broadcast along some axes of
+    the loss, in place."""
     lead = len(to) - len(shape)
     axes = []  # (length, stride) of the broadcast's axes, merged where one continues another
     for i, length in enumerate(to):
@@ -128,7 +129,7 @@ def broadcast_layout(shape, strides, itemsize, to):
             axes[-1] = (axes[-1][0] * length, stride)
         else:
             axes.append((length, stride))
-    if len(axes) not in (2, 3) or axes[-1][1] not in (0, itemsize) or 0 in to:
+    if not 2 <= len(axes) <= 4 or axes[-1][1] not in (0, itemsize) or 0 in to:
         return None
     return tuple(length for length, _ in axes), tuple(stride for _, stride in axes)
 

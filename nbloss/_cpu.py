@@ -120,7 +120,7 @@ _run_shape = _jit.type_constant(run_shape)
 # a block sum's lanes and float64 sums on the stack: LLVM keeps them in vector registers
 _lane_array = _jit.stack_array(lane_count)
 _wide_array = _jit.stack_array(lambda dtype: WIDE_LANES, np.float64)
-# where block_of copies a block of a 2-D or 3-D operand (one broadcast along axes): room for
+# where block_of copies a block of a 2-D to 4-D operand (one broadcast along axes): room for
 # the longest block, float32's
 _scratch = _jit.scratch_array(lambda dtype: block_length(np.float32))
 

@@ -3,7 +3,7 @@
 Imported only when a device array reaches nbloss: ``import nbloss`` never loads CUDA.
 One loss kind's kernels (:class:`Kernels`) have the names and arguments of their ``_cpu``
 twins (arrays of the loss's element count: 1-D C-contiguous, or read in place where an
-operand is broadcast, 1-D with stride 0 for one value or a 2-D or 3-D view (see
+operand is broadcast, 1-D with stride 0 for one value or a 2-D to 4-D view (see
 :func:`value_at`); optional arrays as None, scalars in the computation dtype; see
 ``_cpu``'s docstring for what each computes) and compute each element with the same ``_math``
 functions, compiled here as CUDA device functions, so an elementwise result is the CPU's
@@ -44,7 +44,7 @@ _OPTIONS = dict(cache=not SIMULATOR, fastmath=False)
 
 def value_at(x, i):
     """Element ``i`` in C order of an operand as the kernels read it: a 1-D array (with
-    stride 0 for one value broadcast over the loss), or a 2-D or 3-D view of the loss's
+    stride 0 for one value broadcast over the loss), or a 2-D to 4-D view of the loss's
     elements, stride 0 along the axes it is broadcast along (``_device``), whose position
     is found by index arithmetic: nothing of the loss's size is made for it."""
     return x[i] if x.ndim == 1 else x[np.unravel_index(i, x.shape)]  # the simulator's
@@ -60,11 +60,19 @@ def _value_at_of_type(x, i):
             return x[row, i - row * x.shape[1]]
         return at_2d
 
-    def at_3d(x, i):
-        row = i // x.shape[2]
-        outer = row // x.shape[1]
-        return x[outer, row - outer * x.shape[1], i - row * x.shape[2]]
-    return at_3d
+    if x.ndim == 3:
+        def at_3d(x, i):
+            row = i // x.shape[2]
+            outer = row // x.shape[1]
+            return x[outer, row - outer * x.shape[1], i - row * x.shape[2]]
+        return at_3d
+
+    def at_4d(x, i):
+        row = i // x.shape[3]
+        mid = row // x.shape[2]
+        outer = mid // x.shape[1]
+        return x[outer, mid - outer * x.shape[1], row - mid * x.shape[2], i - row * x.shape[3]]
+    return at_4d
 
 
 element = _math.compile_for(cuda.jit(device=True), value_at=value_at)

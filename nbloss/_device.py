@@ -222,10 +222,10 @@ class DeviceCall(_call.Call):
     def _flat(self, op):
         """``op`` broadcast to the call's shape as the kernels read it: a 1-D view when it
         has that shape already; a 1-D view with stride 0 of its one element when it holds
-        one value (a Python number: a device array of one element made for it); a 2-D or
-        3-D view with stride 0 along the broadcast axes where ``_call.broadcast_layout``
-        finds one (``_cuda.value_at`` reads it by index arithmetic); else (four axes) a
-        contiguous copy made on the device."""
+        one value (a Python number: a device array of one element made for it); a 2-D to
+        4-D view with stride 0 along the broadcast axes where ``_call.broadcast_layout``
+        finds one (``_cuda.value_at`` reads it by index arithmetic); else (five axes or
+        more) a contiguous copy made on the device."""
         if op.array is not None and op.shape == self.shape:
             return op.array.reshape(self.n)
         if op.array is None or op.array.size == 1:

@@ -73,7 +73,7 @@ def kernel_operand(array, shape):
     - 1-D C-contiguous (itself or a view) when it has the shape and layout;
     - one value read for every element (a 0-d copy) when it holds one value and the loss
       more;
-    - a read-only 2-D or 3-D view of the loss's elements in C order (see
+    - a read-only 2-D to 4-D view of the loss's elements in C order (see
       ``_call.broadcast_layout``): a ``(rows, 1)`` or ``(1, cols)`` target against a
       ``(rows, cols)`` input, a column slice, a ``(1, C, 1, 1)`` weight against an
       ``(N, C, H, W)`` input. The kernels copy it block by block into a buffer on their

@@ -5,7 +5,7 @@ for the block sums). The kernels' compile-time tools are generic, each one line 
 use in ``_cpu``: :func:`type_constant` (a constant computed from the arguments' dtypes),
 :func:`as_promoted` (a scalar in the arrays' dtype), :func:`part`, :func:`value_at` and
 :func:`size_of` (which read a 0-d array as one value broadcast over every element),
-:func:`block_of` (a 2-D or 3-D broadcast view, block by block), :func:`scratch_array`
+:func:`block_of` (a 2-D to 4-D broadcast view, block by block), :func:`scratch_array`
 and :func:`stack_array` (arrays on the stack) and :func:`serial_twin` (a serial and a
 threaded dispatcher of one function). How the kernels are built and tuned:
 ``docs/kernels.md``.
@@ -161,66 +161,87 @@ def _size_of_type(x):
 
 def block_of(x, lo, hi, scratch):
     """Elements ``[lo, hi)`` of an operand as a block's loop reads them: :func:`part`
-    for None, 0-d and 1-D arrays; a 2-D or 3-D array (a view of the loss's elements in C
+    for None, 0-d and 1-D arrays; a 2-D to 4-D array (a view of the loss's elements in C
     order, stride 0 along broadcast axes) is copied into ``scratch``
     (:func:`scratch_array`)."""
     return part(x, lo, hi) if x is None or np.ndim(x) < 2 else np.ravel(x)[lo:hi]
 
 
 def _is_laid_out(t):
-    # an operand that block_of copies: a 2-D or 3-D view (_host.kernel_operand)
-    return isinstance(t, types.Array) and t.ndim in (2, 3)
+    # an operand that block_of copies: a 2-D to 4-D view (_host.kernel_operand)
+    return isinstance(t, types.Array) and t.ndim in (2, 3, 4)
 
 
 @intrinsic
-def _row_run(typingctx, x, i, j, c, m):
-    # elements [c, c + m) of row j (of outer row i, in a 3-D array; i is ignored in a
-    # 2-D one) as a C view, the row's elements contiguous (the caller checks): LLVM
-    # vectorises a copy from it, not from numba's strided slice (1.5x slower)
+def _row_run(typingctx, x, h, i, j, c, m):
+    # elements [c, c + m) of the row at (h, i, j) (its indices along the axes before the
+    # last: all three in a 4-D array, (i, j) in a 3-D one, j in a 2-D one) as a C view,
+    # the row's elements contiguous (the caller checks): LLVM vectorises a copy from it,
+    # not from numba's strided slice (1.5x slower)
     arrty = types.Array(x.dtype, 1, "C", readonly=not x.mutable)
 
     def codegen(context, builder, sig, args):
         array_type = sig.args[0]
         array = context.make_array(array_type)(context, builder, args[0])
-        index = list(args[1:4]) if array_type.ndim == 3 else list(args[2:4])
+        index = list(args[5 - array_type.ndim:5])
         first = cgutils.get_item_pointer(context, builder, array_type, array, index)
         view = context.make_array(arrty)(context, builder)
-        context.populate_array(view, data=first, shape=[args[4]], strides=[array.itemsize],
+        context.populate_array(view, data=first, shape=[args[5]], strides=[array.itemsize],
                                itemsize=array.itemsize, meminfo=None)
         return view._getvalue()
 
-    return arrty(x, types.intp, types.intp, types.intp, types.intp), codegen
+    return arrty(x, types.intp, types.intp, types.intp, types.intp, types.intp), codegen
+
+
+def _row_counts(x):
+    """(rows along the axis before the last, along the one before that) of a 2-D to 4-D
+    array; 1 for an axis it does not have."""
+    return x.shape[-2], (x.shape[-3] if x.ndim > 2 else 1)
+
+
+@overload(_row_counts, jit_options=overload_options(OPTIONS))
+def _row_counts_of_type(x):
+    if x.ndim == 2:
+        return lambda x: (x.shape[0], 1)
+    return lambda x: (x.shape[-2], x.shape[-3])
 
 
 def _copy_rows(x, lo, hi, scratch):
     # row by row (a row: the last axis), each run a loop that LLVM vectorises (a fill
     # where the row is broadcast, else a copy) through slices indexed from 0: with
-    # ``scratch[t + k]`` neither did. A row's position (i, j) is found once per block and
-    # then stepped: a division per row made rows of 50 elements up to 10% slower
+    # ``scratch[t + k]`` neither did. A row's position (h, i, j) is found once per block
+    # and then stepped: a division per row made rows of 50 elements up to 10% slower.
+    # The indices an array does not have stay 0 while its rows are read (the one above
+    # them wraps only past its last row)
     inner = x.shape[-1]
-    # a 2-D array's i stays 0 while its rows are read (j wraps only past the last one)
-    mid = x.shape[1] if x.ndim == 3 else x.shape[0]
+    count_j, count_i = _row_counts(x)
     r = lo // inner
     c = lo - r * inner
-    i, j = r // mid, r % mid
+    q = r // count_j
+    j = r - q * count_j
+    h = q // count_i
+    i = q - h * count_i
     count = hi - lo
     t = 0
     while t < count:
         m = min(count - t, inner - c)
         dst = scratch[t:t + m]
         if x.strides[-1] == 0:
-            value = _row_run(x, i, j, 0, 1)[0]
+            value = _row_run(x, h, i, j, 0, 1)[0]
             for k in range(m):
                 dst[k] = value
         else:
-            src = _row_run(x, i, j, c, m)
+            src = _row_run(x, h, i, j, c, m)
             for k in range(m):
                 dst[k] = src[k]
         t += m
         c = 0
         j += 1
-        if j == mid:
-            i, j = i + 1, 0
+        if j == count_j:
+            j = 0
+            i += 1
+            if i == count_i:
+                i, h = 0, h + 1
     return scratch[:count]
 
 
@@ -265,7 +286,7 @@ def stack_array(length_of, dtype=None):
 
 
 def scratch_array(length_of):
-    """An intrinsic: ``f(x)``, for a 2-D or 3-D array ``x`` of dtype ``dt`` (read by
+    """An intrinsic: ``f(x)``, for a 2-D to 4-D array ``x`` of dtype ``dt`` (read by
     :func:`block_of`), is an uninitialised stack array of ``length_of(dt)`` ``dt``s in
     the frame of the function that calls ``f`` (never return it); None for other ``x``."""
 

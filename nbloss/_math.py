@@ -95,7 +95,7 @@ def d2loss(kind, x, p, scale, t):
 def value_at(x, i):
     """``x[i]``: how the functions below read an operand. A backend may replace it
     (``compile_for``): the CPU's also reads a 0-d array, an operand broadcast from one
-    value, as that value for every ``i``; CUDA's a 2-D or 3-D view of an operand
+    value, as that value for every ``i``; CUDA's a 2-D to 4-D view of an operand
     broadcast along some axes at C-order position ``i``."""
     return x[i]
 

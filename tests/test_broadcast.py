@@ -163,15 +163,17 @@ def test_a_partly_broadcast_input_and_grad_output(dtype, shape):
                       nbloss.smooth_l1_loss_backward(full, a, b, 0.5, "none"))
 
 
-# losses whose broadcasts need three axes (read in place as 3-D views) and four (copied):
-# small, and past the threading threshold; with the operand's shape
-THREE_AXES = [((4, 5, 6), (4, 1, 6)), ((4, 5, 6), (1, 5, 1)), ((3, 2, 7, 11), (1, 2, 1, 1)),
-              ((2, 3, 40, 50), (2, 1, 40, 50)), ((16, 3, 48, 48), (1, 3, 1, 1)),
-              ((8, 4, 64, 48), (8, 1, 64, 48)), ((5, 6, 7, 8), (5, 1, 7, 1))]
+# losses whose broadcasts need three axes (read in place as 3-D views), four (4-D views)
+# and five (copied): small, and past the threading threshold; with the operand's shape
+SEVERAL_AXES = [((4, 5, 6), (4, 1, 6)), ((4, 5, 6), (1, 5, 1)), ((3, 2, 7, 11), (1, 2, 1, 1)),
+                ((2, 3, 40, 50), (2, 1, 40, 50)), ((16, 3, 48, 48), (1, 3, 1, 1)),
+                ((8, 4, 64, 48), (8, 1, 64, 48)), ((5, 6, 7, 8), (5, 1, 7, 1)),
+                ((2, 3, 40, 50), (1, 3, 1, 50)), ((4, 6, 64, 60), (4, 1, 64, 1)),
+                ((2, 3, 4, 5, 6), (2, 1, 4, 1, 6))]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape, op_shape", THREE_AXES, ids=str)
+@pytest.mark.parametrize("shape, op_shape", SEVERAL_AXES, ids=str)
 def test_a_broadcast_along_several_axes_is_the_materialised_calls_bits(dtype, shape, op_shape):
     rng = np.random.default_rng(sum(shape))
     a = (rng.standard_normal(shape) * 3).astype(dtype)
@@ -197,8 +199,9 @@ def test_a_broadcast_along_several_axes_is_the_materialised_calls_bits(dtype, sh
     ((10 ** 4, 100), lambda a, rng: nbloss.smooth_l1_loss(a, 0.0, weight=rng((10 ** 4, 1)))),
     ((16, 4, 125, 125), lambda a, rng: nbloss.huber_loss(a, 0.0, weight=rng((1, 4, 1, 1)))),
     ((16, 4, 125, 125), lambda a, rng: nbloss.huber_loss(a, rng((16, 1, 125, 125)))),
+    ((16, 4, 125, 125), lambda a, rng: nbloss.huber_loss(a, 0.0, weight=rng((1, 4, 1, 125)))),
 ], ids=["(rows, 1) target", "(1, cols) target", "(rows, 1) weight",
-        "(1, C, 1, 1) weight", "(N, 1, H, W) target"])
+        "(1, C, 1, 1) weight", "(N, 1, H, W) target", "(1, C, 1, W) weight"])
 def test_a_partly_broadcast_mean_allocates_nothing_of_the_losss_size(shape, call):
     generator = np.random.default_rng(9)
     a = generator.standard_normal(shape).astype(np.float32)

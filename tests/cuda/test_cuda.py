@@ -155,12 +155,13 @@ def test_one_value_is_read_in_place_with_the_materialised_calls_bits(dtype):
 @pytest.mark.parametrize("shape,parts", [
     ((6, 50), [(6, 1), (50,)]),
     ((2, 3, 50), [(1, 3, 1), (2, 1, 50)]),
+    ((2, 3, 4, 10), [(1, 3, 1, 10)]),
 ])
 def test_broadcast_along_axes_is_read_in_place_with_the_materialised_calls_bits(dtype, shape,
                                                                                 parts):
     """A device array broadcast along some axes of the loss (a ``(rows, 1)`` target, a
     ``(1, C, 1)`` weight, a ``(rows, 1)`` upstream gradient) reaches the kernels as a
-    2-D or 3-D view with stride 0 along those axes, read by index arithmetic: the bits
+    2-D to 4-D view with stride 0 along those axes, read by index arithmetic: the bits
     of the same call with the operand materialised, and nothing of the loss's size
     allocated for it."""
     rng = np.random.default_rng(10)
@@ -172,7 +173,7 @@ def test_broadcast_along_axes_is_read_in_place_with_the_materialised_calls_bits(
             part, full = to_device(host), to_device(np.array(np.broadcast_to(host, shape)))
             call = nbloss._losses.new_call(a, part, "huber", 1.0, "mean", weight=part)
             for view in (call.b, call.w):
-                assert view.ndim in (2, 3) and 0 in view.strides, view.strides
+                assert view.ndim in (2, 3, 4) and 0 in view.strides, view.strides
             assert_materialised_bits(a, part, full)
             go = (rng.standard_normal(part_shape) * 2).astype(dtype)
             got = to_host(nbloss.huber_loss_backward(to_device(go), a, part, 0.5, "none"))
