@@ -265,7 +265,10 @@ class DaskCall(_call.Call):
         def on_chunks(*chunks, **extra):
             return chunk_fn(**dict(zip(names, chunks)), **fixed, **extra)
 
-        return da.map_blocks(on_chunks, *arrays, dtype=dtype, **kw)
+        # the loss's chunks, stated: map_blocks would take an axis's chunks from the first
+        # array when every array has one block there, and the first (the input) may be a
+        # NumPy operand of length 1 along it (_unexpanded)
+        return da.map_blocks(on_chunks, *arrays, dtype=dtype, chunks=self.chunks, **kw)
 
     def _elementwise(self, op, scale=None):
         dtype = self.out_dtype if op == "loss" else self.dtype

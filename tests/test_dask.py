@@ -124,6 +124,25 @@ def test_numpy_operands_beside_dask_arrays_are_never_expanded(dtype, monkeypatch
     assert seen and all(math.prod(s) <= max(shape) for s in seen), seen
 
 
+def test_a_numpy_input_broadcast_beside_one_dask_chunk_keeps_the_losss_shape():
+    """A NumPy input broadcast along an axis where the loss has one chunk: the lazy
+    results have the loss's (or the input's) shape and the in-memory call's values."""
+    x = np.array([[0.5], [-1.0], [2.0], [0.0]])
+    t = np.array([[0.0, 1.0, 3.0]])
+    T = da.from_array(t)  # one chunk
+    for reduction in RED:
+        assert_same(nbloss.huber_loss(x, T, 1.0, reduction), nbloss.huber_loss(x, t, 1.0, reduction),
+                    reduction)
+        for f in (nbloss.huber_loss_grad, nbloss.smooth_l1_loss_hess_diag):
+            assert_same(f(x, T, 1.0, reduction), f(x, t, 1.0, reduction), "none")
+        go = 2.0 if reduction != "none" else np.full((4, 3), 2.0)
+        for lazy, eager in zip(nbloss.huber_loss_backward(go, x, T, 1.0, reduction),
+                               nbloss.huber_loss_backward(go, x, t, 1.0, reduction)):
+            np.testing.assert_allclose(lazy.compute(), eager, rtol=1e-15)
+    lazy = nbloss.huber_loss(np.float64(2.0), da.zeros(5, chunks=5), 1.0, "none")
+    assert_same(lazy, nbloss.huber_loss(np.float64(2.0), np.zeros(5), 1.0, "none"), "none")
+
+
 def _count_kernel_runs(monkeypatch):
     """Record the name of every CPU kernel run from now on (the host backend's plans are
     rebuilt with counting kernels)."""
