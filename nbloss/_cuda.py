@@ -178,6 +178,13 @@ def fill(out, value):
 
 
 @cuda.jit(**_OPTIONS)
+def convert(src, out):
+    """``out = src`` in ``out``'s dtype (an exact widening, or a rounding)."""
+    for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        out[i] = src[i]
+
+
+@cuda.jit(**_OPTIONS)
 def multiply(full, upstream, upstream_value, out):
     """``out = full * upstream_value * upstream`` (``upstream`` may be None): a saved
     gradient times the upstream gradient, as the host's ``full * grad_output``."""

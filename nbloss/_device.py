@@ -178,6 +178,11 @@ class DeviceCall(_call.Call):
         self._resolve(x, y, w, warn_shapes)
         self.sources = [(op.array, name) for op, name in ((x, "input"), (y, "target"), (w, "weight"))
                         if op is not None and op.array is not None]
+        # the kernels take input - target in the wider of the two arrays' dtypes: when
+        # neither has the computation dtype (float32 arrays beside a float64 weight), both
+        # are converted at their own size first, as on the host
+        if x.array is not None and y.array is not None and self.dtype not in (x.for_dtype, y.for_dtype):
+            x.array, y.array = self._converted(x.array, self.dtype), self._converted(y.array, self.dtype)
         self.a, self.b = self._flat(x), self._flat(y)
         self.w = None if w is None else self._flat(w)
         self.scalars = spec.scalars(self.dtype)
@@ -250,6 +255,14 @@ class DeviceCall(_call.Call):
                                            (0,) + strides, out)
         return out
 
+    def _converted(self, array, dtype):
+        """A new C-contiguous device array of ``array``'s shape and values in ``dtype``
+        (exact when widening, rounded when narrowing)."""
+        out = self._empty(array.shape, dtype)
+        if array.size:
+            self._launch(_cuda.convert, array.size)(array.reshape(array.size), out.reshape(array.size))
+        return out
+
     def _repeated(self, one):
         """``self.n`` elements that all read the one element of the device array ``one``
         (stride 0): the kernels read a broadcast value for every index, and nothing of
@@ -282,6 +295,8 @@ class DeviceCall(_call.Call):
             else:
                 go.shape = ()
                 go.array = go.array.reshape(1)
+            if go.for_dtype != self.out_dtype:  # rounded to the result dtype, as on the host
+                go.array = self._converted(go.array, self.out_dtype)
             self.upstream, self.upstream_value = self._flat(go), self.scalars.one
             return
         if isinstance(grad_output, np.ndarray) and grad_output.ndim:

@@ -235,6 +235,40 @@ def test_same_as_cpu(dtype):
                 np.testing.assert_allclose(got.copy_to_host(), want, rtol=4 * np.finfo(dtype).eps)
 
 
+MIXED = [(np.float32, np.float32, np.float64), (np.float32, np.float64, np.float32),
+         (np.float64, np.float32, np.float64), (np.float32, np.float32, np.float32)]
+
+
+@pytest.mark.parametrize("dtypes", MIXED, ids=lambda d: "-".join(np.dtype(t).name for t in d))
+@pytest.mark.parametrize("go_dtype", [np.float32, np.float64])
+def test_mixed_dtypes_compute_as_on_the_cpu(dtypes, go_dtype):
+    """Operands of mixed dtypes and an upstream gradient of either dtype give the CPU's
+    elementwise bits: float32 input and target beside a float64 weight are computed in
+    float64 (not subtracted in float32 first), and a float64 grad_output of a float32
+    loss is rounded to float32 before it multiplies, as the host does (and torch)."""
+    rng = np.random.default_rng(11)
+    shape = (6, 50)
+    a, b = (rng.standard_normal(shape) * 2).astype(dtypes[0]), rng.standard_normal(shape).astype(dtypes[1])
+    w = rng.random(shape[1]).astype(dtypes[2])
+    go = rng.standard_normal(shape).astype(go_dtype)
+    da, db, dw = to_device(a), to_device(b), to_device(w)
+    for p in (0.5, 1.0):
+        for f in (nbloss.smooth_l1_loss, nbloss.huber_loss, nbloss.smooth_l1_loss_hess_diag):
+            same_bits(to_host(f(da, db, p, "none", weight=dw)), f(a, b, p, "none", weight=w))
+        same_bits(to_host(nbloss.huber_loss_grad(da, db, p, "mean", weight=dw)),
+                  nbloss.huber_loss_grad(a, b, p, "mean", weight=w))
+        same_bits(to_host(nbloss.smooth_l1_loss_value_and_grad(da, db, p, "mean", weight=dw)[1]),
+                  nbloss.smooth_l1_loss_value_and_grad(a, b, p, "mean", weight=w)[1])
+        # a number as the target and a broadcast target beside the weight
+        same_bits(to_host(nbloss.huber_loss(da, 0.3, p, "none", weight=dw)),
+                  nbloss.huber_loss(a, 0.3, p, "none", weight=w))
+        for backward in (nbloss.smooth_l1_loss_backward, nbloss.huber_loss_backward):
+            same_bits(to_host(backward(to_device(go), da, db, p, "none")), backward(go, a, b, p, "none"))
+            one = go[:1, :1].reshape(1)
+            same_bits(to_host(backward(to_device(one), da, db, p, "mean", weight=dw)),
+                      backward(one, a, b, p, "mean", weight=w))
+
+
 def test_reductions_are_deterministic():
     a, b = random_pair(SIZES[-1], np.float64, seed=7)
     da, db = to_device(a), to_device(b)
