@@ -2,10 +2,12 @@
 on nbloss's own kernels.
 
 Imported only when a Dask array reaches nbloss (``import nbloss`` never imports dask).
-Every Dask operand is broadcast to the loss shape and aligned with the chunks of the
-leading Dask operand (input, else target); a Dask operand chunked differently is
-rechunked, with a warning, since that moves data. A NumPy operand keeps its own size (see
-``DaskCall._unexpanded``). Each chunk task runs the call of another backend on
+The loss's chunks along each axis are those of the first Dask operand (input, target,
+weight) that has the axis at its full length. Every operand keeps its own size (see
+``DaskCall._unexpanded``): chunked like the loss along the axes it has, one chunk of
+length 1 along those it is broadcast along, which each chunk call reads in place; a Dask
+operand chunked differently along its own axes is rechunked, with a warning, since that
+moves data. Each chunk task runs the call of another backend on
 the chunk's arrays: ``_host.HostCall`` for NumPy chunks, ``_device.DeviceCall`` for
 CuPy chunks (or any chunk type that exports ``__cuda_array_interface__``), results in
 the chunk's type.
@@ -164,7 +166,7 @@ class DaskCall(_call.Call):
                    for name in ("input", "target", "weight"))
         self._resolve(x, y, w, warn_shapes, (np.shape(input), np.shape(target),
                                              np.shape(weight)))
-        self.chunks = da.broadcast_to(lead, self.shape).chunks
+        self.chunks = self._loss_chunks([x for x in ops.values() if v.is_dask_array(x)])
         self.a = self._aligned(input, "input")
         self.b = self._aligned(target, "target")
         self.w = None if weight is None else self._aligned(weight, "weight")
@@ -202,28 +204,45 @@ class DaskCall(_call.Call):
             x = da.broadcast_to(da.from_array(x, chunks=x.shape, asarray=False), self.shape)
             x = x.rechunk(self.chunks)
         else:
-            x = da.broadcast_to(x, self.shape)
-            if x.chunks != self.chunks:
-                v.warn(f"{name}'s chunks differ from those of the loss ({name} {x.chunksize} "
-                       f"vs {tuple(max(c) for c in self.chunks)}): rechunked to match, which "
-                       "moves data; chunk the operands alike to avoid it")
-                x = x.rechunk(self.chunks)
+            x = self._unexpanded(x, name)
         if self.on_device:  # the CUDA kernels take C-contiguous chunks (broadcast views are not)
             x = x.map_blocks(_contiguous, dtype=x.dtype, meta=x._meta)
         return x
 
-    def _unexpanded(self, array):
-        """A NumPy operand as a Dask array of its own elements, chunked like the loss
-        along the axes it has, in one chunk of length 1 along those it is broadcast
-        along: ``map_blocks`` hands that chunk to every chunk call there, which reads it
-        in place (``_host.kernel_operand``). (``da.from_array`` copies its argument: of
-        the broadcast array, that was a copy of the loss's size.)"""
+    def _loss_chunks(self, arrays):
+        """The loss's chunks: along each axis, those of the first of the Dask ``arrays``
+        that has the axis at the loss's length (one chunk where none has)."""
+        chunks = []
+        for k, whole in enumerate(self.shape):
+            own = (x.chunks[k - len(self.shape) + x.ndim] for x in arrays
+                   if k - len(self.shape) + x.ndim >= 0 and x.shape[k - len(self.shape) + x.ndim] == whole)
+            chunks.append(next(own, (whole,)))
+        return tuple(chunks)
+
+    def _unexpanded(self, x, name=None):
+        """Operand ``x`` (a NumPy array, or a Dask array named ``name``) as a Dask
+        array of its own elements, chunked like the loss along the axes it has, in one
+        chunk of length 1 along those it is broadcast along: ``map_blocks`` hands that
+        chunk to every chunk call there, which reads it in place
+        (``_host.kernel_operand``). (``da.from_array`` copies its argument: of the
+        broadcast array, that was a copy of the loss's size; a Dask array broadcast and
+        rechunked to the loss's chunks was copied to the loss's size chunk by chunk.) A
+        Dask array chunked otherwise along its own axes is rechunked, with a warning."""
+        dask = v.is_dask_array(x)
         if 0 in self.shape:
-            return da.from_array(np.broadcast_to(array, self.shape), chunks=self.chunks)
-        array = array.reshape((1,) * (len(self.shape) - array.ndim) + array.shape)
-        return da.from_array(array, chunks=tuple(
-            chunks if length == whole else (length,)
-            for length, whole, chunks in zip(array.shape, self.shape, self.chunks)))
+            x = da.broadcast_to(x, self.shape) if dask else np.broadcast_to(x, self.shape)
+            return x.rechunk(self.chunks) if dask else da.from_array(x, chunks=self.chunks)
+        x = x.reshape((1,) * (len(self.shape) - x.ndim) + x.shape)
+        chunks = tuple(chunks if length == whole else (length,)
+                       for length, whole, chunks in zip(x.shape, self.shape, self.chunks))
+        if not dask:
+            return da.from_array(x, chunks=chunks)
+        if x.chunks != chunks:
+            v.warn(f"{name}'s chunks differ from those of the loss ({name} {x.chunksize} "
+                   f"vs {tuple(max(c) for c in chunks)}): rechunked to match, which "
+                   "moves data; chunk the operands alike to avoid it")
+            x = x.rechunk(chunks)
+        return x
 
     def _meta(self, dtype, ndim=None):
         """An empty array of the chunks' type: what ``map_blocks`` should expect."""

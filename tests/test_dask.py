@@ -124,6 +124,48 @@ def test_numpy_operands_beside_dask_arrays_are_never_expanded(dtype, monkeypatch
     assert seen and all(math.prod(s) <= max(shape) for s in seen), seen
 
 
+def test_dask_operands_broadcast_along_chunked_axes_are_read_at_their_own_size(monkeypatch):
+    """A Dask target, weight or grad_output broadcast along axes the loss is chunked
+    along is neither rechunked (no warning) nor broadcast to the loss's chunks: each chunk
+    call gets the operand's own elements, and the results are the in-memory call's bits.
+    The loss takes its chunks along an axis from the first Dask operand that has it, here
+    the target's for the rows although the input comes first."""
+    from nbloss import _host
+
+    rng = np.random.default_rng(8)
+    a = rng.standard_normal((400, 100))
+    col, w, go = rng.standard_normal((400, 1)), rng.random(100), rng.standard_normal((400, 1))
+    A = da.from_array(a, chunks=(100, 50))
+    Col, W, Go = (da.from_array(col, chunks=(100, 1)), da.from_array(w, chunks=50),
+                  da.from_array(go, chunks=(100, 1)))
+    seen = []  # (size, strides) of what the chunk calls lay out
+    kernel_operand = _host.kernel_operand
+    monkeypatch.setattr(_host, "kernel_operand", lambda array, to: seen.append(
+        (array.size, array.strides)) or kernel_operand(array, to))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.filterwarnings("error", "(?s).*chunks differ")
+        pairs = [(nbloss.huber_loss(A, Col, 0.5, "none", weight=W),
+                  nbloss.huber_loss(a, col, 0.5, "none", weight=w)),
+                 (nbloss.smooth_l1_loss_value_and_grad(A, Col, 0.5, "mean", weight=W)[1],
+                  nbloss.smooth_l1_loss_value_and_grad(a, col, 0.5, "mean", weight=w)[1]),
+                 (nbloss.huber_loss_backward(Go, A, Col, 0.5, "none", weight=W)[0],
+                  nbloss.huber_loss_backward(go, a, col, 0.5, "none", weight=w)[0])]
+        lazy_rows = nbloss.huber_loss(Col, a, 0.5, "sum")  # the input is the broadcast one
+        assert lazy_rows.ndim == 0
+        pairs.append((lazy_rows, nbloss.huber_loss(col, a, 0.5, "sum")))
+    seen.clear()
+    got = dask.compute(*[lazy for lazy, _ in pairs], scheduler="sync")
+    for result, (lazy, want) in zip(got, pairs):
+        if lazy.ndim:
+            assert lazy.chunks == A.chunks
+            np.testing.assert_array_equal(result, want)
+        else:  # partial sums added in another order
+            np.testing.assert_allclose(result, want, rtol=1e-14)
+    # the broadcast operands arrive at their own size, not as stride-0 views of a chunk
+    assert seen and not [s for s in seen if 0 in s[1] and s[0] > 100], seen
+
+
 def test_a_numpy_input_broadcast_beside_one_dask_chunk_keeps_the_losss_shape():
     """A NumPy input broadcast along an axis where the loss has one chunk: the lazy
     results have the loss's (or the input's) shape and the in-memory call's values."""
