@@ -216,7 +216,8 @@ class DaskCall(_call.Call):
         for k, whole in enumerate(self.shape):
             own = (x.chunks[k - len(self.shape) + x.ndim] for x in arrays
                    if k - len(self.shape) + x.ndim >= 0 and x.shape[k - len(self.shape) + x.ndim] == whole)
-            chunks.append(next(own, (whole,)))
+            # an axis of length 1 is one chunk, whatever an operand's (Dask allows (1, 0))
+            chunks.append(next(own, (whole,)) if whole != 1 else (1,))
         return tuple(chunks)
 
     def _unexpanded(self, x, name=None):
@@ -232,6 +233,10 @@ class DaskCall(_call.Call):
         if 0 in self.shape:
             x = da.broadcast_to(x, self.shape) if dask else np.broadcast_to(x, self.shape)
             return x.rechunk(self.chunks) if dask else da.from_array(x, chunks=self.chunks)
+        if dask:
+            ones = tuple((1,) if length == 1 else c for length, c in zip(x.shape, x.chunks))
+            if ones != x.chunks:  # a length-1 axis chunked (1, 0): one chunk, nothing moved
+                x = x.rechunk(ones)
         x = x.reshape((1,) * (len(self.shape) - x.ndim) + x.shape)
         chunks = tuple(chunks if length == whole else (length,)
                        for length, whole, chunks in zip(x.shape, self.shape, self.chunks))
@@ -250,25 +255,34 @@ class DaskCall(_call.Call):
                                         dtype=dtype)
 
     def set_upstream(self, grad_output):
-        """A number multiplies every element; a Dask or NumPy array ('none' only) is
-        aligned like the operands and rounded as on the host (to the result dtype, then
-        in the computation dtype)."""
-        if v.is_dask_array(grad_output):
+        """A number multiplies every element, as does a NumPy array of one element; a
+        Dask array ('none': broadcastable to the loss; 'mean'/'sum': of one element, read
+        by each chunk call as its one value) or a NumPy array ('none') is aligned like
+        the operands and rounded as on the host (to the result dtype, then in the
+        computation dtype)."""
+        dask = v.is_dask_array(grad_output)
+        if dask:
             _known_shape(grad_output, "grad_output")
             v.Operand(np.empty(0, grad_output.dtype), "grad_output")  # checks the dtype
-        if np.ndim(grad_output) == 0 and not v.is_dask_array(grad_output):
-            go = v.upstream_gradient(grad_output, "sum", (), self.dtype, self.out_dtype)
+        shape = np.shape(grad_output)
+        if not dask and (len(shape) == 0 or self.reduction != "none"):
+            # the host's checks and rounding: one value, of any shape for 'mean'/'sum'
+            go = v.upstream_gradient(grad_output, "sum" if len(shape) == 0 else self.reduction,
+                                     self.shape, self.dtype, self.out_dtype)
             self.upstream, self.upstream_value = None, go[()]
-        elif self.reduction != "none":
+            return
+        if self.reduction == "none":
+            v.check_broadcasts_to(shape, self.shape, "grad_output")
+        elif math.prod(shape) != 1:
             raise ValueError(f"grad_output of a '{self.reduction}' loss must be a scalar, "
-                             f"got shape {np.shape(grad_output)}")
-        else:
-            v.check_broadcasts_to(np.shape(grad_output), self.shape, "grad_output")
-            upstream = self._aligned(grad_output, "grad_output")
-            if upstream.dtype != self.out_dtype:
-                upstream = upstream.astype(self.out_dtype)
-            self.upstream = upstream.astype(self.dtype, copy=False)
-            self.upstream_value = self.spec.scalars(self.dtype).one
+                             f"got shape {shape}")
+        else:  # one lazy value: each chunk call reads it as its one upstream value
+            grad_output = grad_output.reshape(())
+        upstream = self._aligned(grad_output, "grad_output")
+        if upstream.dtype != self.out_dtype:
+            upstream = upstream.astype(self.out_dtype)
+        self.upstream = upstream.astype(self.dtype, copy=False)
+        self.upstream_value = self.spec.scalars(self.dtype).one
 
     # -- building blocks ---------------------------------------------------------------
 

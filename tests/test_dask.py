@@ -166,6 +166,46 @@ def test_dask_operands_broadcast_along_chunked_axes_are_read_at_their_own_size(m
     assert seen and not [s for s in seen if 0 in s[1] and s[0] > 100], seen
 
 
+def test_a_length_one_axis_chunked_with_an_empty_chunk_is_one_chunk():
+    """Dask allows chunks (1, 0) along an axis of length 1; such an axis is one chunk of
+    the loss, silently: right lazy shapes, the in-memory results, no warning."""
+    x, t = np.array([[0.5]]), np.array([[1.0, 3.0]])
+    X = da.from_array(x, chunks=((1, 0), (1,)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.filterwarnings("error", "(?s).*chunks differ")
+        loss = nbloss.huber_loss(X, t, 1.0, "none")
+        assert loss.chunks == ((1,), (2,))
+        assert_same(loss, nbloss.huber_loss(x, t, 1.0, "none"), "none")
+        criterion = nbloss.HuberLoss("none", 1.0)
+        criterion(X, t)
+        for lazy, want in zip(criterion.backward(2.0), nbloss.huber_loss_backward(2.0, x, t, 1.0, "none")):
+            assert lazy.shape == want.shape
+            np.testing.assert_array_equal(lazy.compute(), want)
+        W = da.from_array(np.array([2.0]), chunks=((1, 0),))
+        a = np.linspace(-2, 2, 15, dtype=np.float32).reshape(5, 3, 1, 1)
+        assert_same(nbloss.huber_loss_grad(a, np.ones(1, np.float32), 0.5, "mean", weight=W),
+                    nbloss.huber_loss_grad(a, np.ones(1, np.float32), 0.5, "mean", weight=np.array([2.0])),
+                    "none")
+
+
+def test_a_one_element_grad_output_of_a_reduced_loss_is_its_one_value():
+    """As on the host: for 'mean' and 'sum', a NumPy array of one element of any shape, or
+    a Dask one (0-d or not, lazy), multiplies the gradient; more elements are refused."""
+    a = np.array([0.5, 2.0, -3.0])
+    A = da.from_array(a, chunks=2)
+    for reduction in ("mean", "sum"):
+        want = nbloss.huber_loss_backward(2.0, a, np.zeros(3), 1.0, reduction)
+        for go in (np.float64(2.0), np.array([2.0]), np.array([[2.0]]), da.from_array(np.array(2.0)),
+                   da.from_array(np.array([[2.0]]))):
+            got = nbloss.huber_loss_backward(go, A, np.zeros(3), 1.0, reduction)
+            for lazy, expected in zip(got, want):
+                np.testing.assert_array_equal(lazy.compute(), expected)
+        for go in (np.ones(2), da.ones(2, chunks=1)):
+            with pytest.raises(ValueError, match=rf"grad_output of a '{reduction}' loss must be a scalar, got shape \(2,\)"):
+                nbloss.huber_loss_backward(go, A, np.zeros(3), 1.0, reduction)
+
+
 def test_a_numpy_input_broadcast_beside_one_dask_chunk_keeps_the_losss_shape():
     """A NumPy input broadcast along an axis where the loss has one chunk: the lazy
     results have the loss's (or the input's) shape and the in-memory call's values."""
