@@ -199,10 +199,15 @@ def multiply(full, upstream, upstream_value, out):
 def sum_to(full, kept_shape, kept_strides, summed_shape, summed_strides, count, sign, out):
     """``out[j] = sign * sum`` of the elements of ``full`` that broadcast from ``out[j]``:
     the kept dimensions locate ``out[j]``'s first element, and its thread adds the
-    ``count`` positions over the summed dimensions in float64, in order. For many
-    outputs with few terms each (``count = 1``: a plain negation)."""
+    ``count`` positions over the summed dimensions in float64, in order, from +0.0
+    (as NumPy does on the host). For many outputs with few terms each; ``count = 1``
+    (nothing summed) is ``sign`` times the element itself, so a -0.0 negated is +0.0 as
+    on the host (from +0.0 it would stay -0.0)."""
     for j in range(cuda.grid(1), out.size, cuda.gridsize(1)):
         base = _offset(j, kept_shape, kept_strides)
+        if count == 1:
+            out[j] = sign * full[base]
+            continue
         acc = float64(0)
         for r in range(count):
             acc += full[base + _offset(r, summed_shape, summed_strides)]

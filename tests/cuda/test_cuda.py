@@ -269,6 +269,25 @@ def test_mixed_dtypes_compute_as_on_the_cpu(dtypes, go_dtype):
                       backward(one, a, b, p, "mean", weight=w))
 
 
+def test_backward_gives_the_cpus_signed_zeros():
+    """grad_target is minus grad_input where nothing is summed: a -0.0 becomes +0.0 and
+    a +0.0 becomes -0.0, as on the host (not +0.0 + x, negated); summed ones start from
+    +0.0, as NumPy's sum does."""
+    x = np.array([0.5, 2.0, -1.0, 0.0])
+    y = x.copy()
+    rng = np.random.default_rng(12)
+    for go in (-1.0, 1.0, np.array([-1.0, 1.0, -0.0, 0.0])):
+        for backward in (nbloss.huber_loss_backward, nbloss.smooth_l1_loss_backward):
+            dgo = to_device(go) if isinstance(go, np.ndarray) else go
+            same_bits(to_host(backward(dgo, to_device(x), to_device(y), 1.0, "none")),
+                      backward(go, x, y, 1.0, "none"))
+    a = rng.standard_normal((5, 4))
+    for target in (a[:, :1].copy(), np.zeros((1, 4))):
+        same_bits(to_host(nbloss.huber_loss_backward(to_device(-np.zeros((5, 4))), to_device(a),
+                                                     to_device(target), 1.0, "none")),
+                  nbloss.huber_loss_backward(-np.zeros((5, 4)), a, target, 1.0, "none"))
+
+
 def test_reductions_are_deterministic():
     a, b = random_pair(SIZES[-1], np.float64, seed=7)
     da, db = to_device(a), to_device(b)
