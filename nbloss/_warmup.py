@@ -5,6 +5,7 @@ process's first calls load machine code instead of compiling it."""
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -21,6 +22,10 @@ OPERATIONS = (
     lambda nb, f, a, b, p: getattr(nb, f"{f}_loss_value_and_grad")(a, b, p, "none"),
     lambda nb, f, a, b, p: getattr(nb, f"{f}_loss_hess_diag")(a, b, p),
 )
+# targets of a backward broadcast along axes of an (n // 8, 2, 4) input, each compiling
+# the gradient kernel for its view and the sum of the target's gradient (_sum_to's
+# kernels: over the last axes, over a middle one; over all, a number, NumPy sums)
+BROADCAST_TARGETS = (lambda rows: (rows, 1, 1), lambda rows: (rows, 1, 4), lambda rows: ())
 FIRST_CALL = ("import time; t = time.perf_counter(); import numpy as np, nbloss; "
               "a = np.ones(1000, np.float32); nbloss.huber_loss_value_and_grad(a, a); "
               "print(time.perf_counter() - t)")
@@ -52,6 +57,17 @@ def warm(dtypes, out=sys.stdout):
                         calls += 1
             print(f"  {np.dtype(dtype).name:8} {label:10} {2 * 2 * len(OPERATIONS)} variants "
                   f"in {time.perf_counter() - start:5.1f} s", file=out, flush=True)
+        start = time.perf_counter()
+        for n in sizes(dtype):
+            a = np.linspace(-3, 3, n, dtype=dtype).reshape(-1, 2, 4)
+            for target_shape in BROADCAST_TARGETS:
+                target = np.zeros(target_shape(a.shape[0]), dtype)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # torch's shape warning
+                    nbloss.huber_loss_backward(1.0, a, target if target.ndim else 0.0)
+                calls += 1
+        print(f"  {np.dtype(dtype).name:8} {'broadcasts':10} {2 * len(BROADCAST_TARGETS)} variants "
+              f"in {time.perf_counter() - start:5.1f} s", file=out, flush=True)
     return calls
 
 
