@@ -258,8 +258,8 @@ class DaskCall(_call.Call):
         """A number multiplies every element, as does a NumPy array of one element; a
         Dask array ('none': broadcastable to the loss; 'mean'/'sum': of one element, read
         by each chunk call as its one value) or a NumPy array ('none') is aligned like
-        the operands and rounded as on the host (to the result dtype, then in the
-        computation dtype)."""
+        the operands, and each chunk call rounds its chunk as the host does (to the
+        result dtype, then in the computation dtype)."""
         dask = v.is_dask_array(grad_output)
         if dask:
             _known_shape(grad_output, "grad_output")
@@ -278,10 +278,9 @@ class DaskCall(_call.Call):
                              f"got shape {shape}")
         else:  # one lazy value: each chunk call reads it as its one upstream value
             grad_output = grad_output.reshape(())
-        upstream = self._aligned(grad_output, "grad_output")
-        if upstream.dtype != self.out_dtype:
-            upstream = upstream.astype(self.out_dtype)
-        self.upstream = upstream.astype(self.dtype, copy=False)
+        # each chunk call rounds its chunk as the host does (to the result dtype), on the
+        # host or the device: Dask's astype would need the chunks' library to have one
+        self.upstream = self._aligned(grad_output, "grad_output")
         self.upstream_value = self.spec.scalars(self.dtype).one
 
     # -- building blocks ---------------------------------------------------------------

@@ -206,6 +206,30 @@ def test_a_one_element_grad_output_of_a_reduced_loss_is_its_one_value():
                 nbloss.huber_loss_backward(go, A, np.zeros(3), 1.0, reduction)
 
 
+@pytest.mark.parametrize("loss_dtype", [np.float16, np.float32, np.float64])
+def test_a_grad_output_of_another_dtype_is_rounded_as_on_the_host(loss_dtype):
+    """A Dask grad_output of any float dtype (or ints) next to a loss of another: each
+    chunk call rounds it as the host does (to the result dtype first): the in-memory
+    backward's grad_input to the bit."""
+    rng = np.random.default_rng(9)
+    a = (rng.standard_normal((6, 40)) * 3).astype(loss_dtype)
+    b = rng.standard_normal((6, 1)).astype(loss_dtype)
+    A = da.from_array(a, chunks=(3, 20))
+    for go_dtype in (np.float16, np.float32, np.float64, np.int32):
+        go = (rng.standard_normal((6, 40)) * 1e3 + 0.1234567).astype(go_dtype)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's shape warning
+            want = nbloss.smooth_l1_loss_backward(go, a, b, 0.5, "none")
+            lazy = nbloss.smooth_l1_loss_backward(da.from_array(go, chunks=(3, 20)), A, b, 0.5, "none")
+        grad_input, grad_target = dask.compute(*lazy, scheduler="sync")
+        assert grad_input.dtype == want[0].dtype and grad_target.dtype == want[1].dtype
+        np.testing.assert_array_equal(grad_input, want[0])
+        # summed over the columns' two chunks: the same 40 terms added in another order,
+        # apart by at most 40 roundings of the terms' magnitude
+        bound = 40 * np.finfo(loss_dtype).eps * np.abs(want[0]).astype(np.float64).sum(axis=1, keepdims=True)
+        assert np.all(np.abs(grad_target.astype(np.float64) - want[1]) <= bound)
+
+
 def test_a_numpy_input_broadcast_beside_one_dask_chunk_keeps_the_losss_shape():
     """A NumPy input broadcast along an axis where the loss has one chunk: the lazy
     results have the loss's (or the input's) shape and the in-memory call's values."""

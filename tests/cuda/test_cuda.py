@@ -552,6 +552,14 @@ def test_dask_arrays_of_device_chunks():
                 assert getattr(lazy._meta, "__cuda_ndarray__", False) and lazy.chunks == A.chunks
                 got = lazy.map_blocks(lambda c: c.copy_to_host(), **host).compute()
                 np.testing.assert_array_equal(got, eager)
+        # a grad_output of the other dtype: each chunk's call rounds it (numba arrays
+        # have no astype for Dask to call)
+        go = np.random.default_rng(36).standard_normal((250, 4)) * 1e3
+        Go = da.from_array(go, chunks=(70, 4)).map_blocks(cuda.to_device,
+                                                           meta=cuda.to_device(np.empty((0, 0))))
+        lazy = nbloss.huber_loss_backward(Go, A, B, 0.5, "none")[0]
+        got = lazy.map_blocks(lambda c: c.copy_to_host(), **host).compute()
+        np.testing.assert_array_equal(got, nbloss.huber_loss_backward(go, a, b, 0.5, "none")[0])
     with pytest.raises(TypeError, match="target's chunks are NumPy arrays but the loss's are CUDA"):
         nbloss.huber_loss(A, da.from_array(b, chunks=(70, 4)))
     with pytest.raises(TypeError, match="weight's chunks are CUDA arrays but the loss's are NumPy"):
