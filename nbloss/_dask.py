@@ -277,7 +277,8 @@ class DaskCall(_call.Call):
             raise ValueError(f"grad_output of a '{self.reduction}' loss must be a scalar, "
                              f"got shape {shape}")
         else:  # one lazy value: each chunk call reads it as its one upstream value
-            grad_output = grad_output.reshape(())
+            # (rechunked first: Dask's reshape fails on a (1, 0) chunking)
+            grad_output = grad_output.rechunk((1,) * grad_output.ndim).reshape(())
         # each chunk call rounds its chunk as the host does (to the result dtype), on the
         # host or the device: Dask's astype would need the chunks' library to have one
         self.upstream = self._aligned(grad_output, "grad_output")

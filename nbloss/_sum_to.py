@@ -184,7 +184,7 @@ _PLANS: dict[tuple, "tuple | str | None"] = {}  # (full's shape, shape) -> _plan
 def sum_to_shape(full, shape, anywhere=False):
     """``full`` (a gradient of the loss's shape) summed back to ``shape``, which
     broadcasts to it, with the bits of NumPy's ``full.sum(axis=..., keepdims=True)``
-    (``full`` itself, reshaped, where only axes of length 1 differ); None where these
+    None where only axes of length 1 differ (NumPy's result there) or where these
     kernels do not apply (not a C-contiguous float32 or float64 array, no element, more
     than ``OUTER_GROUPS`` outer groups) or do not pay (serial, with summed runs longer
     than ``PAIRWISE_BLOCK``, or shorter than 8 over a summed outermost group; with
@@ -199,8 +199,8 @@ def sum_to_shape(full, shape, anywhere=False):
             _PLANS[key] = plan
     if plan is None:
         return None
-    if plan is _RESHAPE:
-        return full.reshape(shape)
+    if plan is _RESHAPE:  # nothing to add: NumPy's sum (+0.0 for -0.0; full itself when
+        return None       # the shapes are equal, which a criterion's copy rule relies on)
     lengths, out_strides, inner, inner_summed, outermost_kept = plan
     threaded = outermost_kept and full.nbytes >= _cpu.PARALLEL_MIN_BYTES
     if (inner_summed and not (threaded or anywhere)

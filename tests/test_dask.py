@@ -197,7 +197,7 @@ def test_a_one_element_grad_output_of_a_reduced_loss_is_its_one_value():
     for reduction in ("mean", "sum"):
         want = nbloss.huber_loss_backward(2.0, a, np.zeros(3), 1.0, reduction)
         for go in (np.float64(2.0), np.array([2.0]), np.array([[2.0]]), da.from_array(np.array(2.0)),
-                   da.from_array(np.array([[2.0]]))):
+                   da.from_array(np.array([[2.0]])), da.from_array(np.array([2.0]), chunks=((1, 0),))):
             got = nbloss.huber_loss_backward(go, A, np.zeros(3), 1.0, reduction)
             for lazy, expected in zip(got, want):
                 np.testing.assert_array_equal(lazy.compute(), expected)

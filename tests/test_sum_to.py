@@ -57,8 +57,9 @@ def test_every_layout_sums_to_numpys_bits(dtype, shape):
         negative_zeros = np.full(shape, -0.0, dtype)
         for array in (full, negative_zeros):
             got = _sum_to.sum_to_shape(array, op_shape, anywhere=True)
-            if got is None:  # only five axes or more alternate into more groups than it takes
-                assert len(shape) >= 5
+            if got is None:  # nothing to add, or five axes alternating into too many groups
+                padded = (1,) * (len(shape) - len(op_shape)) + op_shape
+                assert len(shape) >= 5 or all(p == d or d == 1 for p, d in zip(padded, shape))
                 continue
             with np.errstate(invalid="ignore"):
                 assert_numpys_bits(got, numpy_sum_to(array, op_shape))
@@ -79,8 +80,7 @@ def test_past_the_threading_threshold(dtype, shape, op_shape):
 def test_other_arrays_are_left_to_numpy():
     """Not C-contiguous, float16, more axes than the kernels loop over, empty, and
     (serial) one long summed run or short ones over a summed outer axis: None (the host
-    then sums with NumPy); a shape that differs only in axes of length 1: a view,
-    nothing summed."""
+    then sums with NumPy), as where only axes of length 1 differ."""
     rng = np.random.default_rng(4)
     full = rng.standard_normal((60, 80))
     for array, shape in [(full[:, ::2], (60, 1)), (full.astype(np.float16), (1, 80)),
@@ -89,7 +89,27 @@ def test_other_arrays_are_left_to_numpy():
                          (rng.standard_normal((100, 3, 3)), (1, 3, 1))]:
         assert _sum_to.sum_to_shape(array, shape) is None
     lead = rng.standard_normal((1, 5, 4))
-    assert _sum_to.sum_to_shape(lead, (5, 4)).base is lead
+    assert _sum_to.sum_to_shape(lead, (5, 4)) is None  # NumPy's sum: -0.0 to +0.0
+
+
+def test_a_criterions_backward_never_hands_out_its_saved_gradient():
+    """Where nothing is summed (the input lacks the loss's leading length-1 axes, or
+    has its shape), backward() returns a new array, not a view of what the next
+    forward overwrites; and -0.0 becomes +0.0 as in NumPy's sum over the leading axis."""
+    crit = nbloss.HuberLoss()
+    crit(np.array([0.5, 2.0, -3.0]), np.zeros((1, 3)))
+    grad, _ = crit.backward()
+    want = grad.copy()
+    grad[:] = 99.0
+    np.testing.assert_array_equal(crit.backward()[0], want)
+    x = np.arange(200_000, dtype=np.float64) / 1e5
+    crit(x, np.zeros(200_000, np.float32))
+    first = crit.backward()[0]
+    kept = first.copy()
+    crit(x + 1.0, np.zeros(200_000, np.float32))
+    np.testing.assert_array_equal(first, kept)
+    grad_input = nbloss.huber_loss_backward(-1.0, np.array([1.0, 2.0]), np.array([[1.0, 2.0]]), 1.0, "sum")[0]
+    assert not np.signbit(grad_input).any()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
