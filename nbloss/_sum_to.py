@@ -157,13 +157,14 @@ def groups(shape, summed):
 def _plan(full_shape, shape):
     """How :func:`_sum_runs` or :func:`_add_runs` sum a C-contiguous array of ``full_shape`` to ``shape``:
     (the three outer groups' lengths, their strides in the result, the innermost group's
-    length, whether it is summed, whether the outermost group is kept); ``_RESHAPE`` when
-    no axis of length above 1 is summed; None for more than ``OUTER_GROUPS`` outer
-    groups."""
+    length, whether it is summed, whether the outermost group is kept); None when no
+    axis of length above 1 is summed (NumPy's sum, which also gives ``full`` itself for
+    equal shapes, as a criterion's copy rule expects) or for more than ``OUTER_GROUPS``
+    outer groups."""
     padded = (1,) * (len(full_shape) - len(shape)) + shape
     merged = groups(full_shape, [p == 1 and d != 1 for p, d in zip(padded, full_shape)])
-    if not any(flag for _, flag in merged):
-        return _RESHAPE
+    if not any(flag for _, flag in merged):  # nothing to add: NumPy's sum (-0.0 to +0.0)
+        return None
     inner, inner_summed = merged.pop()
     if len(merged) > OUTER_GROUPS:
         return None
@@ -177,8 +178,7 @@ def _plan(full_shape, shape):
             not merged[0][1] and merged[0][0] > 1)
 
 
-_RESHAPE = "reshape"
-_PLANS: dict[tuple, "tuple | str | None"] = {}  # (full's shape, shape) -> _plan's result
+_PLANS: dict[tuple, "tuple | None"] = {}  # (full's shape, shape) -> _plan's result
 
 
 def sum_to_shape(full, shape, anywhere=False):
@@ -199,8 +199,6 @@ def sum_to_shape(full, shape, anywhere=False):
             _PLANS[key] = plan
     if plan is None:
         return None
-    if plan is _RESHAPE:  # nothing to add: NumPy's sum (+0.0 for -0.0; full itself when
-        return None       # the shapes are equal, which a criterion's copy rule relies on)
     lengths, out_strides, inner, inner_summed, outermost_kept = plan
     threaded = outermost_kept and full.nbytes >= _cpu.PARALLEL_MIN_BYTES
     if (inner_summed and not (threaded or anywhere)
