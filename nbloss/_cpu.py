@@ -120,6 +120,8 @@ _run_shape = _jit.type_constant(run_shape)
 # a block sum's lanes and float64 sums on the stack: LLVM keeps them in vector registers
 _lane_array = _jit.stack_array(lane_count)
 _wide_array = _jit.stack_array(lambda dtype: WIDE_LANES, np.float64)
+# lanes[k] += lanes[k + h] down to WIDE_LANES lanes, then wide[k] += lanes[k]: as vectors
+_fold_lanes = _jit.fold_into(lane_count, WIDE_LANES)
 # where block_of copies a block of a 2-D to 4-D operand (one broadcast along axes): room for
 # the longest block, float32's
 _scratch = _jit.scratch_array(lambda dtype: block_length(np.float32))
@@ -164,13 +166,7 @@ def _block_loss_sum(kind, a, b, w, p, half, half_p, scale, grad_out, lo, hi):
         for r in range(0, hi_run - lo_run, lanes_count):
             for k in range(lanes_count):
                 lanes[k] += loss_at(kind, r + k, ar, br, wr, p, half, half_p, one, scale, gr)
-        h = lanes_count // 2
-        while h >= WIDE_LANES:
-            for k in range(h):
-                lanes[k] += lanes[k + h]
-            h //= 2
-        for k in range(WIDE_LANES):
-            wide[k] += lanes[k]
+        _fold_lanes(lanes, wide)
     h = WIDE_LANES // 2
     while h:
         for k in range(h):

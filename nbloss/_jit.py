@@ -22,6 +22,7 @@ import types as pytypes
 import numba
 import numpy as np
 from numba import types
+from llvmlite import ir
 from numba.core import cgutils
 from numba.core.compiler import CompilerBase, DefaultPassBuilder
 from numba.extending import intrinsic, overload
@@ -283,6 +284,53 @@ def stack_array(length_of, dtype=None):
         return arrty(x), codegen
 
     return array_on_stack
+
+
+def fold_into(length_of, wide_length):
+    """An intrinsic for jitted code: ``f(lanes, wide)``, for a stack array ``lanes`` of
+    ``length_of(dt)`` floats of dtype ``dt`` (:func:`stack_array`) and ``wide``, one of
+    ``wide_length`` float64s, folds the lanes pairwise, ``lanes[k] += lanes[k + h]`` for
+    h = half their count, a quarter, ... while h >= ``wide_length``, and adds the first
+    ``wide_length`` to ``wide`` (``wide[k] += lanes[k]``, converted exactly): each
+    addition as written, lane by lane, as whole vectors. numba's loops for the same
+    steps were unrolled and left scalar, shuffling one lane at a time: as much work as
+    the loss over the lanes' run. ``lanes`` is left undefined."""
+
+    @intrinsic
+    def fold(typingctx, lanes, wide):
+        count = int(length_of(as_dtype(lanes.dtype)))
+        if count < wide_length or count % wide_length or wide.dtype != types.float64:
+            return None
+
+        def codegen(context, builder, sig, args):
+            item = context.get_data_type(sig.args[0].dtype)
+            double = context.get_data_type(types.float64)
+
+            def vector_at(array, type_, length):
+                data = context.make_array(sig.args[array])(context, builder, args[array]).data
+                pointer = builder.bitcast(data, ir.VectorType(type_, length).as_pointer())
+                return pointer, context.get_abi_sizeof(type_)
+
+            def half(vector, length, first):
+                mask = ir.Constant(ir.VectorType(ir.IntType(32), length),
+                                   [ir.Constant(ir.IntType(32), first + k) for k in range(length)])
+                return builder.shuffle_vector(vector, vector, mask)
+
+            pointer, align = vector_at(0, item, count)
+            folded, length = builder.load(pointer, align=align), count
+            while length // 2 >= wide_length:
+                length //= 2
+                folded = builder.fadd(half(folded, length, 0), half(folded, length, length))
+            if item != double:
+                folded = builder.fpext(folded, ir.VectorType(double, length))
+            pointer, align = vector_at(1, double, length)
+            builder.store(builder.fadd(builder.load(pointer, align=align), folded), pointer,
+                          align=align)
+            return context.get_dummy_value()
+
+        return types.none(lanes, wide), codegen
+
+    return fold
 
 
 def scratch_array(length_of):
