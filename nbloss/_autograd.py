@@ -57,7 +57,8 @@ def smooth_l1_loss_backward(grad_output: Operand, input: Operand, target: Operan
     [1. 2.] -3.0
     """
     return new_call(input, target, "smooth_l1", beta, reduction, weight,
-                    stream, False, size_average, reduce).backward(grad_output)
+                    stream, False, size_average, reduce,
+                    grad_output=grad_output).backward(grad_output)
 
 
 @shared
@@ -99,7 +100,7 @@ def huber_loss_backward(grad_output: Operand, input: Operand, target: Operand,
     [0.5 2. ] [-0.5 -2. ]
     """
     return new_call(input, target, "huber", delta, reduction, weight,
-                    stream, False).backward(grad_output)
+                    stream, False, grad_output=grad_output).backward(grad_output)
 
 
 @shared

@@ -151,7 +151,9 @@ class DaskCall(_call.Call):
     operations and results as ``_host.HostCall``, as lazy Dask arrays."""
 
     def __init__(self, input, target, spec, reduction, weight=None, warn_shapes=True,
-                 stream=None):
+                 stream=None, grad_output=None):
+        """``grad_output``: a backward's, when it may be the one Dask array (the loss's
+        chunks and chunk type are then its own); ``set_upstream`` takes it."""
         if stream is not None:
             raise ValueError("stream= is only for CUDA device arrays, not Dask arrays")
         self.spec = spec
@@ -159,14 +161,16 @@ class DaskCall(_call.Call):
         ops = {"input": input, "target": target}
         if weight is not None:
             ops["weight"] = weight
-        lead_name, lead = next((name, x) for name, x in ops.items() if v.is_dask_array(x))
+        lead_name, lead = next((name, x) for name, x in (*ops.items(), ("grad_output", grad_output))
+                               if v.is_dask_array(x))
         self.meta = lead._meta
         self.on_device = _chunk_library(lead, lead_name) == "cuda"
         x, y, w = (self._dtype_source(ops[name], name) if name in ops else None
                    for name in ("input", "target", "weight"))
         self._resolve(x, y, w, warn_shapes, (np.shape(input), np.shape(target),
                                              np.shape(weight)))
-        self.chunks = self._loss_chunks([x for x in ops.values() if v.is_dask_array(x)])
+        self.chunks = self._loss_chunks([x for x in (*ops.values(), grad_output)
+                                         if v.is_dask_array(x) and not math.isnan(sum(x.shape))])
         self.a = self._aligned(input, "input")
         self.b = self._aligned(target, "target")
         self.w = None if weight is None else self._aligned(weight, "weight")
@@ -261,9 +265,8 @@ class DaskCall(_call.Call):
         the operands, and each chunk call rounds its chunk as the host does (to the
         result dtype, then in the computation dtype)."""
         dask = v.is_dask_array(grad_output)
-        if dask:
-            _known_shape(grad_output, "grad_output")
-            v.Operand(np.empty(0, grad_output.dtype), "grad_output")  # checks the dtype
+        if dask:  # its shape known, its dtype one of an operand, its chunks the loss's kind
+            self._dtype_source(grad_output, "grad_output")
         shape = np.shape(grad_output)
         if not dask and (len(shape) == 0 or self.reduction != "none"):
             # the host's checks and rounding: one value, of any shape for 'mean'/'sum'

@@ -27,6 +27,8 @@ from ._typing import Legacy, Operand, Param, Reduction, Stream, Weight
 # tests/test_typing.py checks the two agree.
 
 _backends = {}
+# a grad_output of these types needs no look for a Dask array
+_NOT_DASK = frozenset({type(None), float, int, np.ndarray, np.float32, np.float64})
 _SPECS = _call.CHECKED_SPECS  # looked up here first: a call of _call.loss_spec costs 0.05 us
 
 
@@ -46,13 +48,14 @@ def _backend(name):
 
 
 def new_call(input, target, loss, param, reduction, weight=None, stream=None,
-             warn_shapes=True, size_average=None, reduce=None) -> _call.Call:
+             warn_shapes=True, size_average=None, reduce=None,
+             grad_output=None) -> _call.Call:
     """The call (a ``_call.Call``) of ``loss`` ('smooth_l1', 'huber' or 'l1') on the
     backend the data lives on, its parameter checked: ``_dask.DaskCall`` when any operand
-    is a Dask array, ``_device.DeviceCall`` when any is a CUDA device array,
-    ``_host.HostCall`` otherwise. Every public function enters here and then runs one
-    operation of the call. ``warn_shapes``: torch's shape warning, which only a forward
-    gives."""
+    (or a backward's ``grad_output``) is a Dask array, ``_device.DeviceCall`` when any
+    operand is a CUDA device array, ``_host.HostCall`` otherwise. Every public function
+    enters here and then runs one operation of the call. ``warn_shapes``: torch's shape
+    warning, which only a forward gives."""
     if size_average is not None or reduce is not None:
         reduction = v.legacy_reduction(size_average, reduce, reduction)
     spec = _SPECS.get((loss, param)) if type(param) is float else None
@@ -62,11 +65,13 @@ def new_call(input, target, loss, param, reduction, weight=None, stream=None,
     # data, no need to look for Dask or device arrays
     if not (type(input) is np.ndarray
             and (type(target) is np.ndarray or type(target) is float or type(target) is int)
-            and (weight is None or type(weight) is np.ndarray)):
+            and (weight is None or type(weight) is np.ndarray)
+            and type(grad_output) in _NOT_DASK):
         operands = (input, target, weight)
-        if any(v.is_dask_array(op) for op in operands):
+        if any(v.is_dask_array(op) for op in (*operands, grad_output)):
             return _backend("_dask").DaskCall(input, target, spec, reduction, weight,
-                                              stream=stream, warn_shapes=warn_shapes)
+                                              stream=stream, warn_shapes=warn_shapes,
+                                              grad_output=grad_output)
         if any(v.is_device_array(op) for op in operands):
             return _backend("_device").DeviceCall(input, target, spec, reduction, weight,
                                                   stream=stream, warn_shapes=warn_shapes)

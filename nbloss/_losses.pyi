@@ -11,7 +11,8 @@ from ._typing import Reduction, Stream
 
 def new_call(input: Any, target: Any, loss: str, param: Any, reduction: Any,
              weight: Any = None, stream: Any = None, warn_shapes: bool = True,
-             size_average: Any = None, reduce: Any = None) -> _call.Call: ...
+             size_average: Any = None, reduce: Any = None,
+             grad_output: Any = None) -> _call.Call: ...
 
 # -- smooth_l1_loss, huber_loss: the reduction decides a scalar or an array
 @overload

@@ -206,6 +206,42 @@ def test_a_one_element_grad_output_of_a_reduced_loss_is_its_one_value():
                 nbloss.huber_loss_backward(go, A, np.zeros(3), 1.0, reduction)
 
 
+def test_a_dask_grad_output_beside_numpy_operands_makes_the_backward_lazy():
+    """The one Dask array of a backward is its grad_output: the results are Dask arrays
+    chunked like it ('none') or in one chunk ('mean'/'sum'), nothing is computed before
+    compute(), and the values are the in-memory backward's."""
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((6, 40)).astype(np.float32) * 3
+    b = rng.standard_normal((6, 1)).astype(np.float32)
+    calls = []
+
+    def counted(chunk):
+        calls.append(chunk.shape)
+        return chunk
+
+    for name in ("smooth_l1", "huber"):
+        backward = getattr(nbloss, f"{name}_loss_backward")
+        for reduction in RED:
+            go = rng.standard_normal((6, 40) if reduction == "none" else ()).astype(np.float32)
+            GO = da.from_array(go, chunks=(3, 20) if reduction == "none" else ())
+            GO = GO.map_blocks(counted, dtype=GO.dtype, meta=np.empty((0,) * go.ndim, go.dtype))
+            lazy = backward(GO, a, b, 0.5, reduction)
+            want = backward(go, a, b, 0.5, reduction)
+            assert calls == []
+            rows, cols = ((3, 3), (20, 20)) if reduction == "none" else ((6,), (40,))
+            assert [got.chunks for got in lazy] == [(rows, cols), (rows, (1,))]
+            grad_input, grad_target = dask.compute(*lazy, scheduler="sync")
+            assert calls
+            np.testing.assert_array_equal(grad_input, want[0])
+            # summed over the grad_output's column chunks: the same 40 terms added in
+            # another order, apart by at most 40 roundings of the terms' magnitude
+            bound = 40 * np.finfo(np.float32).eps * np.abs(want[0]).astype(np.float64).sum(axis=1, keepdims=True)
+            assert np.all(np.abs(grad_target.astype(np.float64) - want[1]) <= bound)
+            calls.clear()
+    with pytest.raises(ValueError, match="grad_output of shape \\(2,\\) does not broadcast"):
+        nbloss.huber_loss_backward(da.ones(2, chunks=1), a, b, 1.0, "none")
+
+
 @pytest.mark.parametrize("loss_dtype", [np.float16, np.float32, np.float64])
 def test_a_grad_output_of_another_dtype_is_rounded_as_on_the_host(loss_dtype):
     """A Dask grad_output of any float dtype (or ints) next to a loss of another: each
