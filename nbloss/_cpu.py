@@ -15,7 +15,9 @@ Shapes, broadcasting, dtypes and validation live in ``_host``. One loss kind's k
 - ``loss_sum(a, b, w, p, half, half_p, scale, grad_out)``: returns the float64
   sum(w * loss(x)); and writes grad_out = scale * w * dloss(x) in the same pass when
   grad_out is not None (with None, numba compiles a variant without the gradient and
-  ``scale`` is unused);
+  ``scale`` is unused). Where the sum it returns is not finite, the caller takes
+  ``loss_sum_again(a, b, w, p, half, half_p)`` (:class:`Variants`) instead: float32 lanes
+  that overflow must not make it inf where the float64 sum is finite;
 - ``grad_each(a, b, w, upstream, p, scale, upstream_value, grad_out)``: grad_out =
   scale * dloss(x) * (upstream_value * w * upstream), ``upstream_value`` a scalar;
 - ``hess_each(a, b, w, p, half, scale, hess_out)``: hess_out = scale * w * d2loss(x),
@@ -192,30 +194,6 @@ def _block_loss_sum_wide(kind, a, b, w, p, half, half_p, n):
     return total
 
 
-@njit(**_OPTIONS)
-def _total(kind, a, b, w, p, half, half_p, n, block_sums):
-    """The block sums added left to right in float64. When the total is not finite, each
-    block whose sum is not is summed again with every term in float64 first: float32
-    lanes that overflow must not make the result inf where the float64 total is finite
-    (checked once per call, not per block, to cost the common case nothing)."""
-    total = 0.0
-    for s in block_sums:
-        total += s
-    if math.isfinite(total):
-        return total
-    block = _block_length(a, b, w)
-    total = 0.0
-    for j in range(block_sums.size):
-        s = block_sums[j]
-        if not math.isfinite(s):
-            lo, hi = j * block, min(n, (j + 1) * block)
-            s = _block_loss_sum_wide(kind, block_of(a, lo, hi, _scratch(a)),
-                                     block_of(b, lo, hi, _scratch(b)),
-                                     block_of(w, lo, hi, _scratch(w)), p, half, half_p, hi - lo)
-        total += s
-    return total
-
-
 class Kernels(NamedTuple):
     """One loss kind's kernels, compiled one way (serial or threaded); what each computes:
     the module's docstring."""
@@ -226,9 +204,13 @@ class Kernels(NamedTuple):
 
 
 class Variants(NamedTuple):
-    """One loss kind's kernels, compiled serial and threaded (see :func:`kernels`)."""
+    """One loss kind's kernels, compiled serial and threaded (see :func:`kernels`), and
+    ``loss_sum_again``, serial, which a caller runs where ``loss_sum``'s total is not
+    finite: a kernel of its own, compiled only when a sum first needs it (inside
+    ``loss_sum`` it added a fifth to the compile time of every reduction)."""
     serial: Kernels
     parallel: Kernels
+    loss_sum_again: object
 
 
 def _family(kind):
@@ -265,7 +247,31 @@ def _family(kind):
         for j in prange(block_sums.size):
             block_sums[j] = _block_loss_sum(k, a, b, w, p_, half_, half_p_, scale_, grad_out,
                                             j * block, min(n, (j + 1) * block))
-        return _total(k, a, b, w, p_, half_, half_p_, n, block_sums)
+        total = 0.0
+        for s in block_sums:
+            total += s
+        return total
+
+    def loss_sum_again(a, b, w, p, half, half_p):
+        """loss_sum's total again, where it was not finite: each block whose sum is not
+        finite summed with every term added in float64 first (float32 lanes that overflow
+        must not make the total inf where the float64 sum is finite)"""
+        k = spec[0]
+        p_, half_, half_p_ = _scalar(p, a, b), _scalar(half, a, b), _scalar(half_p, a, b)
+        one = _one_like(half_)
+        n = max(size_of(a), size_of(b), size_of(w))
+        block = _block_length(a, b, w)
+        total = 0.0
+        for lo in range(0, n, block):
+            hi = min(n, lo + block)
+            s = _block_loss_sum(k, a, b, w, p_, half_, half_p_, one, None, lo, hi)
+            if not math.isfinite(s):
+                s = _block_loss_sum_wide(k, block_of(a, lo, hi, _scratch(a)),
+                                         block_of(b, lo, hi, _scratch(b)),
+                                         block_of(w, lo, hi, _scratch(w)), p_, half_, half_p_,
+                                         hi - lo)
+            total += s
+        return total
 
     def grad_each(a, b, w, upstream, p, scale, upstream_value, grad_out):
         """grad_out = scale * dloss(a - b) * (upstream_value * w * upstream)"""
@@ -301,7 +307,7 @@ def _family(kind):
     # threaded: a fork waits for them; serial in a child where TBB is unusable (_tbb)
     parallel = Kernels(*(_tbb.fork_safe(njit(parallel=True, **_OPTIONS)(f), s)
                          for f, s in zip(fns, serial)))
-    return Variants(serial, parallel)
+    return Variants(serial, parallel, njit(**_OPTIONS)(loss_sum_again))
 
 
 FAMILIES = {kind: _family(kind) for kind in (_math.SMOOTH_L1, _math.HUBER, _math.L1)}

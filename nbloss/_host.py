@@ -34,6 +34,7 @@ class _Plan(NamedTuple):
     the types that ``_cpu.DirectCalls`` takes. Flat, not nested: each attribute lookup
     costs a small call. The scalars are Python floats holding values of the dtype, as
     the kernels take them."""
+    kind: int
     p: float
     half: float
     half_p: float
@@ -61,7 +62,7 @@ def _plan(spec, dtype, n, reduction):
 
 def _new_plan(spec, dtype, n, reduction):
     s = spec.scalars(dtype)
-    return _Plan(float(s.p), float(s.half), float(s.half_p), float(s.one),
+    return _Plan(s.kind, float(s.p), float(s.half), float(s.half_p), float(s.one),
                  float(_call.reduction_scale(dtype, n, reduction == "mean")),
                  *_cpu.kernel_calls(s.kind, n, dtype))
 
@@ -287,13 +288,23 @@ class HostCall(_call.Call):
 
     # -- operations: one kernel each ----------------------------------------------------
 
-    def _loss_sum(self, grad_out, scale=None):
+    def _loss_sum(self, grad_out=None, scale=None):
         """The kernel's float64 sum(w * loss(a - b)), writing ``grad_out`` = scale * w *
-        dloss(a - b) in the same pass (``scale``: the reduction's factor unless given)."""
+        dloss(a - b) in the same pass when given (``scale``: the reduction's factor
+        unless given)."""
         plan = self.plan
-        return self.calls.loss_sum_grad(self.a, self.b, self.w, plan.p, plan.half, plan.half_p,
-                                        plan.scale if scale is None else float(scale),
-                                        _flat(grad_out))
+        if grad_out is None:
+            total = self.calls.loss_sum(self.a, self.b, self.w, plan.p, plan.half,
+                                        plan.half_p, plan.one, None)
+        else:
+            total = self.calls.loss_sum_grad(self.a, self.b, self.w, plan.p, plan.half,
+                                             plan.half_p,
+                                             plan.scale if scale is None else float(scale),
+                                             _flat(grad_out))
+        if math.isfinite(total):
+            return total
+        return _cpu.FAMILIES[plan.kind].loss_sum_again(self.a, self.b, self.w, plan.p,
+                                                       plan.half, plan.half_p)
 
     def _loss_each(self, loss_out, grad_out=None):
         """``loss_out`` = w * loss(a - b), and ``grad_out`` = w * dloss(a - b) in the same
@@ -310,10 +321,8 @@ class HostCall(_call.Call):
         if self.reduction != "none":
             if out is not None:
                 raise ValueError(f"out= is only for reduction='none', not '{self.reduction}'")
-            plan = self.plan
-            total = self.calls.loss_sum(self.a, self.b, self.w, plan.p, plan.half, plan.half_p,
-                                        plan.one, None)
-            return _call.total_to_result(total, self.n, self.reduction, self.out_dtype)
+            return _call.total_to_result(self._loss_sum(), self.n, self.reduction,
+                                         self.out_dtype)
         buf = self._buffer(out, self.shape)
         self._loss_each(buf)
         return self.sum_to(buf, self.shape, out)
@@ -344,8 +353,6 @@ class HostCall(_call.Call):
 
     def loss_sum(self, with_grad, scale):
         if not with_grad:
-            plan = self.plan
-            return self.calls.loss_sum(self.a, self.b, self.w, plan.p, plan.half, plan.half_p,
-                                       plan.one, None), None
+            return self._loss_sum(), None
         grad = np.empty(self.shape, self.dtype)
         return self._loss_sum(grad, scale), grad

@@ -22,6 +22,7 @@ a reduced loss); a wrong type is numba's ``TypingError`` at compile time.
 """
 
 import functools
+import math
 
 import numpy as np
 from numba import types
@@ -47,6 +48,7 @@ def kernel_adapter(kind):
     # the threaded dispatchers under _tbb.fork_safe's Python wrapper
     t_each, t_sum, t_grad, t_hess = (k.__wrapped__ for k in threaded)
     limit, limit_sum = _cpu.PARALLEL_MIN_BYTES, _cpu.PARALLEL_MIN_BYTES_SUM
+    again = _cpu.FAMILIES[kind].loss_sum_again
 
     @register_jitable
     def loss_each(a, b, w, p, half, half_p, loss_out, grad_out):
@@ -58,8 +60,12 @@ def kernel_adapter(kind):
     @register_jitable
     def loss_sum(a, b, w, p, half, half_p, scale, grad_out):
         if a.size * a.itemsize >= (limit_sum if grad_out is None else limit):
-            return t_sum(a, b, w, p, half, half_p, scale, grad_out)
-        return s_sum(a, b, w, p, half, half_p, scale, grad_out)
+            total = t_sum(a, b, w, p, half, half_p, scale, grad_out)
+        else:
+            total = s_sum(a, b, w, p, half, half_p, scale, grad_out)
+        if math.isfinite(total):
+            return total
+        return again(a, b, w, p, half, half_p)
 
     @register_jitable
     def grad_each(a, b, w, p, scale, one, grad_out):

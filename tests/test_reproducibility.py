@@ -8,9 +8,11 @@ the disk cache."""
 
 import json
 import pathlib
+import warnings
 
 import numpy as np
 import pytest
+from numba import njit
 
 import nbloss
 from conftest import random_pair, run_python
@@ -135,18 +137,36 @@ def test_sums_follow_the_documented_order_to_the_bit(dtype, n):
         assert mean.tobytes() == dtype(documented_sum(terms) / n).tobytes()
 
 
-def test_float32_runs_that_overflow_are_summed_again_in_float64():
+@njit
+def _compiled_means(a, b):
+    return nbloss.huber_loss(a, b, 1.0, "mean"), nbloss.smooth_l1_loss_value_and_grad(a, b, 0.5)[0]
+
+
+@pytest.mark.parametrize("n", [3000, 120_000])  # serial, and threaded (_cpu.kernels)
+def test_float32_runs_that_overflow_are_summed_again_in_float64(n):
     """Terms of 1e38 overflow a float32 lane (8 of them exceed float32's 3.4e38), but
     their mean, 1e38, and their float64 total are finite: the block is summed again with
-    every term in float64, so the mean is exact here."""
-    n = 3000
+    every term in float64, so the mean is exact here; from Python and from compiled
+    code, with a (rows, 1) target read in place too. Elsewhere in the array a block
+    of ordinary terms is summed as usual."""
     a = np.full(n, 5e37, np.float32)
+    a[:2048] = np.linspace(-3, 3, 2048, dtype=np.float32)  # the first block stays finite
     for loss in (nbloss.huber_loss, nbloss.smooth_l1_loss):
         terms = loss(a, -a, 1.0, "none")
         assert np.all(np.isfinite(terms))
-        assert loss(a, -a, 1.0, "mean") == np.float32(terms.astype(np.float64).sum() / n)
+        want = np.float32(terms.astype(np.float64).sum() / n)
+        assert loss(a, -a, 1.0, "mean") == want
         value, _ = nbloss.huber_loss_value_and_grad(a, -a, 1.0, "mean")
-        assert value == np.float32(terms.astype(np.float64).sum() / n)
+        assert value == want
+        rows, column = a.reshape(-1, 10), -a.reshape(-1, 10)[:, :1]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's shape warning
+            broadcast = loss(rows, column, 1.0, "mean")
+        assert broadcast == np.float32(loss(rows, np.repeat(column, 10, axis=1), 1.0, "none")
+                                       .astype(np.float64).sum() / n)
+    compiled = _compiled_means(a, -a)
+    assert compiled[0] == want
+    assert compiled[1] == np.float32(nbloss.smooth_l1_loss(a, -a, 0.5, "none").astype(np.float64).sum() / n)
     # a sum whose float64 total overflows float32 is inf, as in torch
     assert np.isinf(nbloss.huber_loss(a, -a, 1.0, "sum"))
     # a NaN or an inf term still gives NaN or inf
