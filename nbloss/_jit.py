@@ -7,7 +7,10 @@ use in ``_cpu``: :func:`type_constant` (a constant computed from the arguments' 
 :func:`size_of` (which read a 0-d array as one value broadcast over every element),
 :func:`block_of` (a 2-D to 4-D broadcast view, block by block), :func:`scratch_array`
 and :func:`stack_array` (arrays on the stack) and :func:`serial_twin` (a serial and a
-threaded dispatcher of one function). How the kernels are built and tuned:
+threaded dispatcher of one function). Most are intrinsics, their code emitted into the
+function that calls them: an ``@overload``'s implementation is compiled on its own through
+numba's whole pipeline, 20-50 ms per signature on a first call, which a dozen of them made
+a third of a first call's compile time. How the kernels are built and tuned:
 ``docs/kernels.md``.
 
 Every numba function of ``_cpu`` (and of ``_math``, compiled by ``_cpu``) is made by
@@ -21,11 +24,13 @@ import types as pytypes
 
 import numba
 import numpy as np
-from numba import types
 from llvmlite import ir
+from numba import types
 from numba.core import cgutils
 from numba.core.compiler import CompilerBase, DefaultPassBuilder
+from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic, overload
+from numba.np.arrayobj import load_item
 from numba.np.numpy_support import as_dtype, from_dtype
 
 from . import _cache
@@ -78,38 +83,50 @@ def _dtype_of(t):
     return as_dtype(t.dtype if isinstance(t, types.Array) else t)
 
 
+def _typed_constant(value):
+    """(numba type, value) of a Python int, a NumPy scalar or a tuple of either."""
+    if isinstance(value, tuple):
+        items = [_typed_constant(v) for v in value]
+        return types.Tuple([t for t, _ in items]), tuple(v for _, v in items)
+    if isinstance(value, (int, np.integer)):
+        return types.intp, int(value)
+    return from_dtype(np.asarray(value).dtype), value
+
+
 def type_constant(value_of):
-    """A function for jitted code, ``f(*args)``, whose result is the compile-time constant
-    ``value_of(*dtypes)``, ``dtypes`` being the NumPy dtypes of the arguments' types (an
-    array's dtype, a float scalar's dtype, None for None): one value per signature, which
-    LLVM folds into the code that uses it. Called from Python, ``f`` computes the same
-    from the arguments' values."""
+    """An intrinsic for jitted code, ``f(*args)``, whose result is the compile-time
+    constant ``value_of(*dtypes)`` (an int, a NumPy scalar or a tuple of them),
+    ``dtypes`` being the NumPy dtypes of the arguments' types (an array's dtype, a float
+    scalar's dtype, None for None): one value per signature, which LLVM folds into the
+    code that uses it."""
 
-    def constant(*args):
-        return value_of(*(None if x is None else np.asarray(x).dtype for x in args))
-
-    @overload(constant, jit_options=overload_options(OPTIONS))
-    def constant_of_types(*args):
+    @intrinsic
+    def constant(typingctx, *args):
         if len(args) == 1 and isinstance(args[0], types.StarArgTuple):
             args = args[0].types
-        value = value_of(*(_dtype_of(t) for t in args))
-        return lambda *args: value
+        result_type, value = _typed_constant(value_of(*(_dtype_of(t) for t in args)))
+
+        def codegen(context, builder, sig, args):
+            return context.get_constant_generic(builder, result_type, value)
+
+        # the signature of a function of *args: one tuple of them
+        return result_type(types.StarArgTuple.from_types(args)), codegen
 
     return constant
 
 
-def as_promoted(x, a, b):
-    """``x``, a float, in the dtype NumPy promotes the arrays ``a`` and ``b`` to (in
-    jitted code a conversion, exact for a float that has that dtype's value). Lets a
-    kernel take its scalars as Python floats, which numba's dispatcher types several
-    times faster than NumPy scalars, and still compute in the arrays' dtype."""
-    return np.promote_types(a.dtype, b.dtype).type(x)
-
-
-@overload(as_promoted, jit_options=overload_options(OPTIONS))
-def _as_promoted_of_types(x, a, b):
+@intrinsic
+def as_promoted(typingctx, x, a, b):
+    """``x``, a float, in the dtype NumPy promotes the arrays ``a`` and ``b`` to (a
+    conversion, exact for a float that has that dtype's value). Lets a kernel take its
+    scalars as Python floats, which numba's dispatcher types several times faster than
+    NumPy scalars, and still compute in the arrays' dtype."""
     to = from_dtype(np.promote_types(_dtype_of(a), _dtype_of(b)))
-    return lambda x, a, b: to(x)
+
+    def codegen(context, builder, sig, args):
+        return context.cast(builder, args[0], sig.args[0], to)
+
+    return to(x, a, b), codegen
 
 
 def _is_one_value(t):
@@ -117,55 +134,100 @@ def _is_one_value(t):
     return isinstance(t, types.Number) or (isinstance(t, types.Array) and t.ndim == 0)
 
 
-def part(x, lo, hi):
-    """``x[lo:hi]`` for a 1-D array; ``x`` itself when it is None or a 0-d array (an
-    operand broadcast from one value: the same value for every element)."""
-    return x if x is None or np.ndim(x) == 0 else x[lo:hi]
+def _as_it_is(context, builder, sig, args):
+    # the argument itself (a borrowed array gets its reference, as numba's functions do)
+    return impl_ret_borrowed(context, builder, sig.return_type, args[0])
 
 
-@overload(part, jit_options=overload_options(OPTIONS))
-def _part_of_type(x, lo, hi):
-    # chosen by type: ``x[lo:hi] if x is not None else None`` is typed Optional(array) when
-    # x is an array, which a loop over blocks would check at run time
+def _slice_of(context, builder, array_type, value, lo, hi):
+    # value[lo:hi] of a 1-D C array, 0 <= lo <= hi <= size (the callers' loops guarantee
+    # it): a view from element lo, without numba's clamping of the bounds
+    array = context.make_array(array_type)(context, builder, value)
+    view = context.make_array(array_type)(context, builder)
+    context.populate_array(view, data=builder.gep(array.data, [lo]),
+                           shape=[builder.sub(hi, lo)], strides=[array.itemsize],
+                           itemsize=array.itemsize, meminfo=array.meminfo,
+                           parent=array.parent)
+    return impl_ret_borrowed(context, builder, array_type, view._getvalue())
+
+
+def _is_flat(t):
+    return isinstance(t, types.Array) and t.ndim == 1 and t.layout == "C"
+
+
+def _part_codegen(x):
+    # part's code for an operand of type x (the arguments x, lo, hi first), or None
     if isinstance(x, types.NoneType) or _is_one_value(x):
-        return lambda x, lo, hi: x
-    return lambda x, lo, hi: x[lo:hi]
+        return _as_it_is
+    if not _is_flat(x):
+        return None
+
+    def codegen(context, builder, sig, args):
+        lo, hi = (context.cast(builder, v, t, types.intp) for v, t in zip(args[1:3], sig.args[1:3]))
+        return _slice_of(context, builder, sig.args[0], args[0], lo, hi)
+
+    return codegen
 
 
-def value_at(x, i):
-    """``x[i]`` for a 1-D array; a 0-d array's (or a number's) one value for every ``i``."""
-    return x[i] if np.ndim(x) else np.asarray(x)[()]
+@intrinsic
+def part(typingctx, x, lo, hi):
+    """``x[lo:hi]`` for a 1-D C-contiguous array, 0 <= lo <= hi <= its size (not
+    checked); ``x`` itself when it is None or a 0-d array (an operand broadcast from one
+    value: the same value for every element). Chosen by type: ``x[lo:hi] if x is not
+    None else None`` is typed Optional(array), which a loop over blocks would check at
+    run time."""
+    codegen = _part_codegen(x)
+    return None if codegen is None else (x(x, lo, hi), codegen)
 
 
-@overload(value_at, jit_options=overload_options(OPTIONS))
-def _value_at_of_type(x, i):
+@intrinsic
+def value_at(typingctx, x, i):
+    """``x[i]`` for a 1-D C-contiguous array, 0 <= i < its size (not checked); a 0-d
+    array's (or a number's) one value for every ``i``."""
     if isinstance(x, types.Number):
-        return lambda x, i: x
-    if _is_one_value(x):
-        return lambda x, i: x[()]
-    return lambda x, i: x[i]
+        return x(x, i), lambda context, builder, sig, args: args[0]
+    if not (_is_flat(x) or (isinstance(x, types.Array) and x.ndim == 0)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        array_type = sig.args[0]
+        array = context.make_array(array_type)(context, builder, args[0])
+        pointer = array.data
+        if array_type.ndim:
+            pointer = builder.gep(pointer, [context.cast(builder, args[1], sig.args[1], types.intp)])
+        return load_item(context, builder, array_type, pointer)
+
+    return x.dtype(x, i), codegen
 
 
-def size_of(x):
-    """The element count of an array (1 for a 0-d one), 0 for None."""
-    return 0 if x is None else np.size(x)
+@intrinsic
+def size_of(typingctx, x):
+    """The element count of an array (1 for a 0-d one, or a number), 0 for None."""
+
+    def codegen(context, builder, sig, args):
+        if isinstance(sig.args[0], types.NoneType):
+            return context.get_constant(types.intp, 0)
+        if not isinstance(sig.args[0], types.Array):
+            return context.get_constant(types.intp, 1)
+        array = context.make_array(sig.args[0])(context, builder, args[0])
+        return array.nitems
+
+    return types.intp(x), codegen
 
 
-@overload(size_of, jit_options=overload_options(OPTIONS))
-def _size_of_type(x):
-    if isinstance(x, types.NoneType):
-        return lambda x: 0
-    if isinstance(x, types.Number):
-        return lambda x: 1
-    return lambda x: x.size
-
-
-def block_of(x, lo, hi, scratch):
+@intrinsic
+def block_of(typingctx, x, lo, hi, scratch):
     """Elements ``[lo, hi)`` of an operand as a block's loop reads them: :func:`part`
     for None, 0-d and 1-D arrays; a 2-D to 4-D array (a view of the loss's elements in C
     order, stride 0 along broadcast axes) is copied into ``scratch``
-    (:func:`scratch_array`)."""
-    return part(x, lo, hi) if x is None or np.ndim(x) < 2 else np.ravel(x)[lo:hi]
+    (:func:`scratch_array`) by ``_copy_rows``."""
+    if _is_laid_out(x):
+        def copy(context, builder, sig, args):
+            return context.compile_internal(builder, _copy_rows, sig, args)
+
+        return scratch(x, lo, hi, scratch), copy
+    codegen = _part_codegen(x)
+    return None if codegen is None else (x(x, lo, hi, scratch), codegen)
 
 
 def _is_laid_out(t):
@@ -246,13 +308,6 @@ def _copy_rows(x, lo, hi, scratch):
     return scratch[:count]
 
 
-@overload(block_of, jit_options=overload_options(OPTIONS))
-def _block_of_type(x, lo, hi, scratch):
-    if _is_laid_out(x):
-        return _copy_rows
-    return lambda x, lo, hi, scratch: part(x, lo, hi)
-
-
 def _stack_array_type(item, count):
     """(type, codegen) of an uninitialised stack array of ``count`` ``item``s, allocated
     in the entry block of the function that calls it: it lives as long as that frame."""
@@ -294,12 +349,21 @@ def fold_into(length_of, wide_length):
     ``wide_length`` to ``wide`` (``wide[k] += lanes[k]``, converted exactly): each
     addition as written, lane by lane, as whole vectors. numba's loops for the same
     steps were unrolled and left scalar, shuffling one lane at a time: as much work as
-    the loss over the lanes' run. ``lanes`` is left undefined."""
+    the loss over the lanes' run. ``lanes`` is left as it was. Both arrays are read
+    as vectors from their first element: only arrays of at least those lengths, such as
+    the stack arrays, may be passed (typing refuses non-contiguous ones, and a lane count
+    that is not ``wide_length`` times a power of two)."""
 
     @intrinsic
     def fold(typingctx, lanes, wide):
         count = int(length_of(as_dtype(lanes.dtype)))
-        if count < wide_length or count % wide_length or wide.dtype != types.float64:
+        ratio = count // wide_length
+        # the vectors cover the arrays' first elements: they must be contiguous and hold
+        # that many, which the stack arrays do (their length is part of the function)
+        if (count % wide_length or ratio < 1 or ratio & (ratio - 1)
+                or wide.dtype != types.float64
+                or not all(isinstance(t, types.Array) and t.ndim == 1 and t.layout == "C"
+                           for t in (lanes, wide))):
             return None
 
         def codegen(context, builder, sig, args):
