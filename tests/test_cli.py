@@ -64,7 +64,7 @@ warnings.simplefilter("ignore")
 nbloss.huber_loss_backward(1.0, big.reshape(-1, 2, 4), np.zeros((25_000, 1, 1), np.float32))
 nbloss.huber_loss_backward(1.0, a.reshape(-1, 2, 4), np.zeros((125, 1, 4), np.float32))
 # the threaded kernels are wrapped for fork safety (_tbb.fork_safe)
-kernels = [k for f in _cpu.FAMILIES.values() for v in f for k in v]
+kernels = [k for f in _cpu.FAMILIES.values() for k in (*f.serial, *f.parallel, f.loss_sum_again)]
 kernels += [k for twins in _sum_to._KERNELS.values() for k in twins]
 stats = [(k if hasattr(k, "stats") else k.__wrapped__).stats for k in kernels]
 print(sum(sum(s.cache_misses.values()) for s in stats), sum(sum(s.cache_hits.values()) for s in stats))
