@@ -43,7 +43,8 @@ def smooth_l1_loss_backward(grad_output: Operand, input: Operand, target: Operan
     -------
     grad_input, grad_target : numpy.ndarray
         Each in its operand's shape (summed over broadcast axes) and in the result dtype,
-        an integer operand's too; CUDA or Dask arrays for CUDA or Dask operands.
+        an integer operand's too; CUDA or Dask arrays for CUDA or Dask operands (Dask
+        arrays for a Dask ``grad_output`` too).
 
     {raises}
 

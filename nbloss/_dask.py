@@ -3,7 +3,7 @@ on nbloss's own kernels.
 
 Imported only when a Dask array reaches nbloss (``import nbloss`` never imports dask).
 The loss's chunks along each axis are those of the first Dask operand (input, target,
-weight) that has the axis at its full length. Every operand keeps its own size (see
+weight, or a backward's grad_output) that has the axis at its full length. Every operand keeps its own size (see
 ``DaskCall._unexpanded``): chunked like the loss along the axes it has, one chunk of
 length 1 along those it is broadcast along, which each chunk call reads in place; a Dask
 operand chunked differently along its own axes is rechunked, with a warning, since that
@@ -169,6 +169,7 @@ class DaskCall(_call.Call):
                    for name in ("input", "target", "weight"))
         self._resolve(x, y, w, warn_shapes, (np.shape(input), np.shape(target),
                                              np.shape(weight)))
+        # (a grad_output of unknown chunk sizes is refused by set_upstream, not here)
         self.chunks = self._loss_chunks([x for x in (*ops.values(), grad_output)
                                          if v.is_dask_array(x) and not math.isnan(sum(x.shape))])
         self.a = self._aligned(input, "input")
@@ -279,6 +280,9 @@ class DaskCall(_call.Call):
         elif math.prod(shape) != 1:
             raise ValueError(f"grad_output of a '{self.reduction}' loss must be a scalar, "
                              f"got shape {shape}")
+        elif 0 in self.shape:  # an empty loss: nothing to multiply (the host's answer)
+            self.upstream, self.upstream_value = None, self.spec.scalars(self.dtype).one
+            return
         else:  # one lazy value: each chunk call reads it as its one upstream value
             # (rechunked first: Dask's reshape fails on a (1, 0) chunking)
             grad_output = grad_output.rechunk((1,) * grad_output.ndim).reshape(())

@@ -242,6 +242,20 @@ def test_a_dask_grad_output_beside_numpy_operands_makes_the_backward_lazy():
         nbloss.huber_loss_backward(da.ones(2, chunks=1), a, b, 1.0, "none")
 
 
+def test_an_empty_losss_one_value_dask_grad_output_gives_empty_gradients():
+    """An empty loss has nothing to multiply: a one-value Dask grad_output of a 'mean' or
+    'sum' backward gives the in-memory call's empty gradients, beside NumPy or Dask
+    operands (it was broadcast to the empty shape, which each chunk call refused)."""
+    a = np.zeros((0, 4), np.float32)
+    for reduction in ("mean", "sum"):
+        want = nbloss.smooth_l1_loss_backward(np.float32(2), a, a, 0.5, reduction)
+        for x in (a, da.from_array(a)):
+            for go in (da.from_array(np.float32(2)), da.from_array(np.array([[2.0]]))):
+                got = dask.compute(*nbloss.smooth_l1_loss_backward(go, x, a, 0.5, reduction))
+                for g, w in zip(got, want):
+                    assert g.shape == w.shape and g.dtype == w.dtype
+
+
 @pytest.mark.parametrize("loss_dtype", [np.float16, np.float32, np.float64])
 def test_a_grad_output_of_another_dtype_is_rounded_as_on_the_host(loss_dtype):
     """A Dask grad_output of any float dtype (or ints) next to a loss of another: each
